@@ -3,3 +3,9 @@
  */
 export * from './errors.js'
 export * from './crypto/index.js'
+export * from './bytes.js'
+export * from './limits.js'
+export * from './codec.js'
+export * from './ids.js'
+export * from './identity.js'
+export * from './records.js'

@@ -1,0 +1,205 @@
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import {
+  certifyDevice, createDevice, createDeviceList, createGroupGenesis, createUserIdentity, decodeDevicesPayload,
+  decodeGroupRecordPayload, decodeLocationPayload, decodePrekeyPayload, decodeProfilePayload, decodeRecord,
+  encodeDevicesPayload, encodeGroupRecordPayload, encodeLocationPayload, encodePrekeyPayload, encodeProfilePayload,
+  encodeValue, groupGenesisBytes, groupIdFromGenesis, isErrorCode, MAX_RECORD_LIFETIME_MS, parseRecordKey, ProtocolError,
+  recordKey, selectRecord, signPrekey, signRecord, utf8Encode, validateRecord, verifyDeviceList, verifySignedPrekey,
+  type RecordInit, type RecordKind
+} from '../../protocol/index.js'
+
+const NOW = 1_800_000_000_000
+const HOUR = 3600_000
+
+function code (fn: () => unknown): string {
+  try {
+    fn()
+  } catch (err) {
+    assert.ok(err instanceof ProtocolError, `expected a ProtocolError, got ${String(err)}`)
+    return err.code
+  }
+  assert.fail('expected a throw')
+}
+
+const alice = createUserIdentity(undefined, NOW)
+const bob = createUserIdentity(undefined, NOW)
+const phone = createDevice(undefined, NOW)
+const phoneCert = certifyDevice(alice, phone, { now: NOW })
+const rootSigner = { seed: alice.rootSeed, publicKey: alice.rootPublicKey }
+const phoneSigner = { seed: phone.signingSeed, publicKey: phone.signingPublicKey, cert: phoneCert }
+
+function init (kind: RecordKind, id: string, seq = 1, payload: Uint8Array = new Uint8Array([1, 2, 3])): RecordInit {
+  return { kind, id, seq, expiresAt: NOW + HOUR, payload }
+}
+
+describe('record keys', () => {
+  test('round trip', () => {
+    const key = recordKey('location', alice.userId)
+    assert.equal(new TextDecoder().decode(key), `/talaria/location/${alice.userId}`)
+    assert.deepEqual(parseRecordKey(key), { kind: 'location', id: alice.userId })
+  })
+  test('bad keys are ERR_MALFORMED', () => {
+    for (const k of ['/other/location/u1', '/talaria/nope/u1', '/talaria/location/', '/talaria/location/U1', '/talaria/location', `/talaria/location/${'a'.repeat(65)}`]) {
+      assert.equal(code(() => parseRecordKey(utf8Encode(k))), 'ERR_MALFORMED', k)
+    }
+    assert.equal(code(() => parseRecordKey(new Uint8Array([0x2f, 0xff, 0xfe]))), 'ERR_MALFORMED')
+  })
+})
+
+describe('validateRecord', () => {
+  test('root-signed profile validates and round trips', () => {
+    const payload = encodeProfilePayload({ displayName: 'Alice', status: 'hi' })
+    const value = signRecord(init('profile', alice.userId, 3, payload), rootSigner, { now: NOW })
+    const r = validateRecord(recordKey('profile', alice.userId), value, { now: NOW })
+    assert.equal(r.seq, 3)
+    assert.equal(r.issuedAt, NOW)
+    assert.deepEqual(decodeProfilePayload(r.payload), { displayName: 'Alice', status: 'hi' })
+    assert.deepEqual(decodeRecord(value), r)
+  })
+
+  test('device-signed location with its certificate validates', () => {
+    const payload = encodeLocationPayload([{ device: phone.deviceId, node: '12D3KooWabc', addrs: ['/ip4/127.0.0.1/tcp/4001'], expires: NOW + HOUR }])
+    const value = signRecord(init('location', alice.userId, 1, payload), phoneSigner, { now: NOW })
+    const r = validateRecord(recordKey('location', alice.userId), value, { now: NOW })
+    assert.equal(decodeLocationPayload(r.payload)[0]?.node, '12D3KooWabc')
+    assert.equal(r.cert?.deviceId, phone.deviceId)
+  })
+
+  test('forged signature → ERR_BAD_SIGNATURE', () => {
+    const value = signRecord(init('profile', alice.userId), rootSigner, { now: NOW })
+    const r = decodeRecord(value)
+    const sig = r.sig.slice()
+    sig[5] = sig[5]! ^ 1
+    const forged = encodeValue({ v: 1, kind: r.kind, id: r.id, seq: r.seq, issuedAt: r.issuedAt, expiresAt: r.expiresAt, payload: r.payload, signer: r.signer, sig })
+    assert.equal(code(() => validateRecord(recordKey('profile', alice.userId), forged, { now: NOW })), 'ERR_BAD_SIGNATURE')
+  })
+
+  test('a payload changed after signing → ERR_BAD_SIGNATURE', () => {
+    const r = decodeRecord(signRecord(init('profile', alice.userId), rootSigner, { now: NOW }))
+    const forged = encodeValue({ v: 1, kind: r.kind, id: r.id, seq: r.seq + 1, issuedAt: r.issuedAt, expiresAt: r.expiresAt, payload: r.payload, signer: r.signer, sig: r.sig })
+    assert.equal(code(() => validateRecord(recordKey('profile', alice.userId), forged, { now: NOW })), 'ERR_BAD_SIGNATURE')
+  })
+
+  test('signed by another user’s key → ERR_KEY_MISMATCH', () => {
+    const value = signRecord(init('profile', alice.userId), { seed: bob.rootSeed, publicKey: bob.rootPublicKey }, { now: NOW })
+    assert.equal(code(() => validateRecord(recordKey('profile', alice.userId), value, { now: NOW })), 'ERR_KEY_MISMATCH')
+  })
+
+  test('stored under another key → ERR_KEY_MISMATCH', () => {
+    const value = signRecord(init('profile', alice.userId), rootSigner, { now: NOW })
+    assert.equal(code(() => validateRecord(recordKey('profile', bob.userId), value, { now: NOW })), 'ERR_KEY_MISMATCH')
+    assert.equal(code(() => validateRecord(recordKey('location', alice.userId), value, { now: NOW })), 'ERR_KEY_MISMATCH')
+  })
+
+  test('expired → ERR_EXPIRED; too far ahead or issued in the future → ERR_MALFORMED', () => {
+    const value = signRecord(init('profile', alice.userId), rootSigner, { now: NOW })
+    assert.equal(code(() => validateRecord(recordKey('profile', alice.userId), value, { now: NOW + HOUR + 1 })), 'ERR_EXPIRED')
+    const far = signRecord({ ...init('profile', alice.userId), expiresAt: NOW + MAX_RECORD_LIFETIME_MS + 1 }, rootSigner, { now: NOW })
+    assert.equal(code(() => validateRecord(recordKey('profile', alice.userId), far, { now: NOW })), 'ERR_MALFORMED')
+    const future = signRecord(init('profile', alice.userId), rootSigner, { now: NOW + 10 * 60_000 })
+    assert.equal(code(() => validateRecord(recordKey('profile', alice.userId), future, { now: NOW })), 'ERR_MALFORMED')
+  })
+
+  test('device-signed location with a certificate from another user → rejected', () => {
+    const bobCertForPhone = certifyDevice(bob, phone, { now: NOW })
+    const value = signRecord(init('location', alice.userId), { seed: phone.signingSeed, publicKey: phone.signingPublicKey, cert: bobCertForPhone }, { now: NOW })
+    assert.equal(code(() => validateRecord(recordKey('location', alice.userId), value, { now: NOW })), 'ERR_KEY_MISMATCH')
+  })
+
+  test('device key with a certificate for another device → ERR_NOT_AUTHORIZED', () => {
+    const laptop = createDevice(undefined, NOW)
+    const value = signRecord(init('location', alice.userId), { seed: laptop.signingSeed, publicKey: laptop.signingPublicKey, cert: phoneCert }, { now: NOW })
+    assert.equal(code(() => validateRecord(recordKey('location', alice.userId), value, { now: NOW })), 'ERR_NOT_AUTHORIZED')
+  })
+
+  test('a certificate with a forged root signature → ERR_BAD_SIGNATURE', () => {
+    const badCert = { ...phoneCert, sig: phoneCert.sig.slice() }
+    badCert.sig[0] = badCert.sig[0]! ^ 0x80
+    const value = signRecord(init('location', alice.userId), { ...phoneSigner, cert: badCert }, { now: NOW })
+    assert.equal(code(() => validateRecord(recordKey('location', alice.userId), value, { now: NOW })), 'ERR_BAD_SIGNATURE')
+  })
+
+  test('devices and profile records refuse device signers', () => {
+    const value = signRecord(init('devices', alice.userId), phoneSigner, { now: NOW })
+    assert.equal(code(() => validateRecord(recordKey('devices', alice.userId), value, { now: NOW })), 'ERR_NOT_AUTHORIZED')
+  })
+
+  test('prekeys record: device-signed with its certificate; bundle signature checks', () => {
+    const spk = new Uint8Array(32).fill(7)
+    const bundle = {
+      identityKey: phone.exchangePublicKey,
+      signedPrekey: { id: 1, key: spk, sig: signPrekey(phone.deviceId, phone.signingSeed, 1, spk) },
+      oneTimePrekeys: [{ id: 10, key: new Uint8Array(32).fill(9) }]
+    }
+    const value = signRecord(init('prekeys', phone.deviceId, 1, encodePrekeyPayload(bundle)), phoneSigner, { now: NOW })
+    const r = validateRecord(recordKey('prekeys', phone.deviceId), value, { now: NOW })
+    const decoded = decodePrekeyPayload(r.payload)
+    assert.deepEqual(decoded, bundle)
+    assert.equal(verifySignedPrekey(phone.deviceId, phone.signingPublicKey, decoded), true)
+    assert.equal(verifySignedPrekey(phone.deviceId, bob.rootPublicKey, decoded), false)
+    // root-signed without a certificate cannot say which device it speaks for
+    const rootValue = signRecord(init('prekeys', phone.deviceId), rootSigner, { now: NOW })
+    assert.equal(code(() => validateRecord(recordKey('prekeys', phone.deviceId), rootValue, { now: NOW })), 'ERR_NOT_AUTHORIZED')
+  })
+
+  test('devices record carries a verifiable device list', () => {
+    const list = createDeviceList(alice, [phoneCert], { now: NOW })
+    const value = signRecord(init('devices', alice.userId, list.seq, encodeDevicesPayload(list)), rootSigner, { now: NOW })
+    const r = validateRecord(recordKey('devices', alice.userId), value, { now: NOW })
+    const decoded = decodeDevicesPayload(r.payload)
+    verifyDeviceList(decoded)
+    assert.deepEqual(decoded, list)
+  })
+
+  test('group record: creator signs; others need authorizeGroup', () => {
+    const genesis = createGroupGenesis(alice.rootPublicKey, new Uint8Array([1]), { now: NOW })
+    const groupId = groupIdFromGenesis(groupGenesisBytes(genesis))
+    const payload = encodeGroupRecordPayload({ genesis, head: new Uint8Array([4, 5]) })
+    const key = recordKey('group', groupId)
+    const byCreator = signRecord(init('group', groupId, 1, payload), phoneSigner, { now: NOW })
+    assert.deepEqual(decodeGroupRecordPayload(validateRecord(key, byCreator, { now: NOW }).payload).head, new Uint8Array([4, 5]))
+    const byBob = signRecord(init('group', groupId, 1, payload), { seed: bob.rootSeed, publicKey: bob.rootPublicKey }, { now: NOW })
+    assert.equal(code(() => validateRecord(key, byBob, { now: NOW })), 'ERR_NOT_AUTHORIZED')
+    assert.equal(validateRecord(key, byBob, { now: NOW, authorizeGroup: (_r, _p, owner) => owner === bob.userId }).id, groupId)
+    const otherGenesis = createGroupGenesis(alice.rootPublicKey, new Uint8Array(0), { now: NOW })
+    const wrong = signRecord(init('group', groupId, 1, encodeGroupRecordPayload({ genesis: otherGenesis, head: new Uint8Array(0) })), rootSigner, { now: NOW })
+    assert.equal(code(() => validateRecord(key, wrong, { now: NOW })), 'ERR_KEY_MISMATCH')
+  })
+})
+
+describe('selectRecord', () => {
+  const key = recordKey('profile', alice.userId)
+  const v1 = signRecord(init('profile', alice.userId, 1), rootSigner, { now: NOW })
+  const v2 = signRecord(init('profile', alice.userId, 2), rootSigner, { now: NOW })
+  const v2later = signRecord(init('profile', alice.userId, 2), rootSigner, { now: NOW + 1000 })
+  const forgedHigh = signRecord(init('profile', alice.userId, 99), { seed: bob.rootSeed, publicKey: bob.rootPublicKey }, { now: NOW })
+
+  test('stale seq loses', () => {
+    assert.equal(selectRecord(key, [v1, v2], { now: NOW + 2000 }), 1)
+    assert.equal(selectRecord(key, [v2, v1], { now: NOW + 2000 }), 0)
+  })
+  test('same seq: later issuedAt wins', () => {
+    assert.equal(selectRecord(key, [v2, v2later, v1], { now: NOW + 2000 }), 1)
+  })
+  test('invalid records never win', () => {
+    assert.equal(selectRecord(key, [forgedHigh, v1], { now: NOW + 2000 }), 1)
+    assert.equal(selectRecord(key, [new Uint8Array([0xc1]), v1, forgedHigh], { now: NOW + 2000 }), 1)
+  })
+  test('none valid → 0', () => {
+    assert.equal(selectRecord(key, [forgedHigh, new Uint8Array(3)], { now: NOW }), 0)
+    assert.equal(selectRecord(key, [], { now: NOW }), 0)
+  })
+  test('expired records lose to older valid ones', () => {
+    const shortLived = signRecord({ ...init('profile', alice.userId, 5), expiresAt: NOW + 10 }, rootSigner, { now: NOW })
+    assert.equal(selectRecord(key, [shortLived, v1], { now: NOW + 2000 }), 1)
+  })
+  test('isErrorCode sees record codes', () => {
+    try {
+      validateRecord(key, forgedHigh, { now: NOW })
+      assert.fail('expected a throw')
+    } catch (err) {
+      assert.ok(isErrorCode(err, 'ERR_KEY_MISMATCH'))
+    }
+  })
+})
