@@ -1,0 +1,18 @@
+/**
+ * Talaria's storage layer: typed repositories over hash-partitioned LevelDB shards, with
+ * group-committed durable writes and a schema version checked at open. See docs/STORAGE.md.
+ */
+export { openStorage, DEFAULT_SHARDS, DEFAULT_ENGINE, SHARDS_DIR, shardDirName } from './storage.js'
+export type { Storage, StorageInit, StorageStats } from './storage.js'
+export { STORAGE_SCHEMA_VERSION, META_FILE, MAX_SHARDS } from './meta.js'
+export type { StorageMeta } from './meta.js'
+export { StorageError } from './errors.js'
+export type { StorageErrorCode } from './errors.js'
+export { shardIndex } from './partition.js'
+export { Bucket } from './buckets.js'
+export type { BucketName } from './buckets.js'
+export { DEFAULT_COMMIT_WINDOW_MS, DEFAULT_MAX_BATCH, DEFAULT_MAX_PENDING } from './commit-queue.js'
+export type { CommitQueueInit, CommitQueueStats } from './commit-queue.js'
+export { DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES } from './shard.js'
+export type { DhtRepository, DhtEntry, DhtBatchOp, DhtEntriesOptions } from './repositories/dht.js'
+export type { KvRepository } from './repositories/kv.js'
