@@ -15,6 +15,30 @@ export const DEFAULT_HTTP_HOST = '0.0.0.0'
 /** Number of LevelDB shards of a new data dir; an existing data dir keeps the number it records. */
 export const DEFAULT_SHARDS = 8
 
+/** Default deadline of a DHT record put (store on the closest peers), in milliseconds. */
+export const DEFAULT_PUT_RECORD_TIMEOUT_MS = 30_000
+/** Default deadline of a DHT record lookup, in milliseconds. */
+export const DEFAULT_GET_RECORD_TIMEOUT_MS = 30_000
+/** Default deadline of a DHT peer lookup, in milliseconds. */
+export const DEFAULT_FIND_PEER_TIMEOUT_MS = 30_000
+/** Default deadline of a gossipsub publish, in milliseconds. */
+export const DEFAULT_PUBLISH_TIMEOUT_MS = 10_000
+/** Default deadline of `start()` (storage, libp2p listeners, HTTP bind), in milliseconds. */
+export const DEFAULT_START_TIMEOUT_MS = 30_000
+/** Default deadline of `stop()`, in milliseconds; past it the remaining parts are abandoned. */
+export const DEFAULT_STOP_TIMEOUT_MS = 10_000
+/** Most connections a node keeps open; past it the connection manager prunes the least valued. */
+export const DEFAULT_MAX_CONNECTIONS = 300
+/**
+ * Inbound connections accepted per second from one IP address. libp2p's default (5) rejects the
+ * sixth dial in a second, and on a loopback or LAN mesh every peer shares one address.
+ */
+export const DEFAULT_INBOUND_CONNECTION_THRESHOLD = 100
+/** Inbound connections that may be upgrading (encryption, muxer) at once. libp2p's default is 10. */
+export const DEFAULT_MAX_INCOMING_PENDING_CONNECTIONS = 64
+/** Delay between start and the first dial of the bootstrap peers, in milliseconds. */
+export const DEFAULT_BOOTSTRAP_DIAL_DELAY_MS = 200
+
 /** What a node is for: a full node, or a bootstrap node (DHT server, no user traffic). */
 export type NodeRole = 'node' | 'bootstrap'
 
@@ -47,4 +71,10 @@ export interface TalariaNodeInit {
   allowPrivateAddresses?: boolean
   /** Root logger; each component gets a child. Default: a silent logger. */
   logger?: Logger
+  /** Most open connections. Default {@link DEFAULT_MAX_CONNECTIONS}. */
+  maxConnections?: number
+  /** Inbound connections per second per IP. Default {@link DEFAULT_INBOUND_CONNECTION_THRESHOLD}. */
+  inboundConnectionThreshold?: number
+  /** Inbound connections upgrading at once. Default {@link DEFAULT_MAX_INCOMING_PENDING_CONNECTIONS}. */
+  maxIncomingPendingConnections?: number
 }

@@ -1,0 +1,16 @@
+/**
+ * Talaria's node runtime. The polyfills load first, before anything imports libp2p.
+ */
+import './polyfills.js'
+
+export { createNode, resolveNodeInit, TALARIA_VERSION } from './node.js'
+export { readPeerId, readNodeKey, loadOrCreateNodeKey, NODE_KEY_FILE, NODE_KEY_FILE_MODE } from './node-key.js'
+export type { NodeKeyOptions } from './node-key.js'
+export { NodeError } from './errors.js'
+export type { NodeErrorCode } from './errors.js'
+export * from './options.js'
+export type * from './types.js'
+export { DefaultHttpServer } from './http.js'
+export type { UpgradeHandler, HttpServerInit, HttpServerComponents } from './http.js'
+export { TALARIA_DHT_PROTOCOL } from './libp2p.js'
+export type { PutRecordResult } from './record-routing.js'

@@ -1,0 +1,171 @@
+/**
+ * The one place that assembles libp2p. Every libp2p module factory is imported here and nowhere
+ * else, so a major upgrade (or switching gossipsub back to `@chainsafe/libp2p-gossipsub`) touches
+ * this file only.
+ */
+import { noise } from '@chainsafe/libp2p-noise'
+import { bootstrap } from '@libp2p/bootstrap'
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { identify, type Identify } from '@libp2p/identify'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import {
+  kadDHT,
+  passthroughMapper,
+  Record as DhtRecord,
+  removePrivateAddressesMapper,
+  type KadDHT
+} from '@libp2p/kad-dht'
+import { mdns } from '@libp2p/mdns'
+import { ping, type Ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { webSockets } from '@libp2p/websockets'
+import { yamux } from '@libp2p/yamux'
+import { Key, type Datastore } from 'interface-datastore'
+import { createLibp2p, type Libp2pOptions } from 'libp2p'
+import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
+import type { NodeRole } from './options.js'
+import { selectTalariaRecord, validateTalariaRecord } from './records.js'
+
+/** Talaria's own Kademlia protocol id, so Talaria nodes form their own DHT, apart from IPFS's. */
+export const TALARIA_DHT_PROTOCOL = '/talaria/kad/1.0.0'
+/** Prefix of kad-dht's keys in the datastore. */
+export const DHT_DATASTORE_PREFIX = '/dht'
+/** Gossipsub heartbeat: mesh maintenance and gossip emission, in milliseconds. */
+export const GOSSIPSUB_HEARTBEAT_MS = 700
+/** Interval of the connection monitor's latency pings, in milliseconds. */
+export const CONNECTION_MONITOR_PING_INTERVAL_MS = 10_000
+
+/** The libp2p services every Talaria node runs. */
+export interface TalariaServices extends Record<string, unknown> {
+  identify: Identify
+  ping: Ping
+  dht: KadDHT
+  pubsub: GossipSub
+}
+
+/** A libp2p node with Talaria's services. */
+export type TalariaLibp2p = Libp2p<TalariaServices>
+
+/** Everything the assembly needs; resolved by the caller (no defaults here). */
+export interface TalariaLibp2pInit {
+  privateKey: PrivateKey
+  datastore: Datastore
+  role: NodeRole
+  listen: string[]
+  announce: string[]
+  /** Bootstrap multiaddrs (with /p2p/<peer id>); the bootstrap module is left out when empty. */
+  bootstrapList: string[]
+  bootstrapDialDelayMs: number
+  mdns: boolean
+  /** Keep loopback and private addresses in the DHT and trust them in peer scoring. */
+  allowPrivateAddresses: boolean
+  maxConnections: number
+  inboundConnectionThreshold: number
+  maxIncomingPendingConnections: number
+  /** Reported by identify as the agent version. */
+  version: string
+}
+
+/** Addresses every peer on one machine or LAN shares; colocation must not count against them. */
+const LOCAL_IPS = ['127.0.0.1', '::1']
+
+function gossipsubService (init: TalariaLibp2pInit): ReturnType<typeof gossipsub> {
+  return gossipsub({
+    // Messages are signed by the publishing node for now; the groups change moves to
+    // StrictNoSign with application-level signatures and a content-derived message id.
+    globalSignaturePolicy: 'StrictSign',
+    fallbackToFloodsub: false,
+    emitSelf: false,
+    // A publish with no topic peer yet is not an error for a chat engine: the message also goes
+    // to the mailbox path. The facade reports the recipients instead.
+    allowPublishToZeroTopicPeers: true,
+    // Bootstrap nodes exist to introduce peers: they hand out peers when they prune a mesh.
+    doPX: init.role === 'bootstrap',
+    heartbeatInterval: GOSSIPSUB_HEARTBEAT_MS,
+    scoreParams: {
+      topics: {},
+      topicScoreCap: 10,
+      appSpecificScore: () => 0,
+      appSpecificWeight: 10,
+      // Many peers behind one IP hints at a Sybil, except on the machine's own addresses.
+      IPColocationFactorWeight: -5,
+      IPColocationFactorThreshold: 10,
+      IPColocationFactorWhitelist: new Set(init.allowPrivateAddresses ? LOCAL_IPS : []),
+      behaviourPenaltyWeight: -10,
+      behaviourPenaltyThreshold: 0,
+      behaviourPenaltyDecay: 0.2,
+      decayInterval: 1000,
+      decayToZero: 0.01,
+      retainScore: 3_600_000
+    },
+    scoreThresholds: {
+      gossipThreshold: -10,
+      publishThreshold: -50,
+      graylistThreshold: -80,
+      acceptPXThreshold: 10,
+      opportunisticGraftThreshold: 20
+    }
+  })
+}
+
+/** Builds (does not start) the libp2p node of a Talaria node. */
+export async function createTalariaLibp2p (init: TalariaLibp2pInit): Promise<TalariaLibp2p> {
+  const peerDiscovery: NonNullable<Libp2pOptions['peerDiscovery']> = []
+  if (init.bootstrapList.length > 0) {
+    peerDiscovery.push(bootstrap({ list: init.bootstrapList, timeout: init.bootstrapDialDelayMs }))
+  }
+  if (init.mdns) peerDiscovery.push(mdns())
+
+  const options: Libp2pOptions<TalariaServices> = {
+    start: false,
+    privateKey: init.privateKey,
+    datastore: init.datastore,
+    nodeInfo: { name: 'talaria', version: init.version, userAgent: `talaria/${init.version}` },
+    addresses: { listen: init.listen, announce: init.announce },
+    transports: [tcp(), webSockets()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery,
+    connectionManager: {
+      maxConnections: init.maxConnections,
+      inboundConnectionThreshold: init.inboundConnectionThreshold,
+      maxIncomingPendingConnections: init.maxIncomingPendingConnections
+    },
+    // A ping lost on a saturated link is not a dead peer: aborting the connection there tears
+    // gossip meshes apart under load. Keep measuring latency, never abort.
+    connectionMonitor: {
+      abortConnectionOnPingFailure: false,
+      pingInterval: CONNECTION_MONITOR_PING_INTERVAL_MS
+    },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: TALARIA_DHT_PROTOCOL,
+        clientMode: false,
+        datastorePrefix: DHT_DATASTORE_PREFIX,
+        validators: { talaria: validateTalariaRecord },
+        selectors: { talaria: selectTalariaRecord },
+        peerInfoMapper: init.allowPrivateAddresses ? passthroughMapper : removePrivateAddressesMapper
+      }),
+      pubsub: gossipsubService(init)
+    }
+  }
+  return await createLibp2p(options)
+}
+
+/**
+ * Reads the value kad-dht stored in `datastore` for `key`, without any network query, or
+ * undefined when there is none. The caller validates it: the store may hold an expired record.
+ */
+export async function readStoredDhtValue (datastore: Datastore, key: Uint8Array, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array | undefined> {
+  const dsKey = new Key(`${DHT_DATASTORE_PREFIX}/record/${uint8ArrayToString(key, 'base32')}`, false)
+  let raw: Uint8Array
+  try {
+    raw = await datastore.get(dsKey, opts)
+  } catch (err) {
+    if ((err as { name?: unknown }).name === 'NotFoundError') return undefined
+    throw err
+  }
+  return DhtRecord.deserialize(raw).value
+}

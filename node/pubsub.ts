@@ -1,0 +1,131 @@
+/**
+ * Topic publish/subscribe over gossipsub. Handlers live here, not in gossipsub, so they survive a
+ * restart: the node joins every topic that has a handler again when it starts.
+ */
+import type { GossipSub, Message, SubscriptionChangeData } from '@libp2p/gossipsub'
+import type { Logger } from 'pino'
+import { abortedError, operationSignal } from './abort.js'
+import { NodeError } from './errors.js'
+import { DEFAULT_PUBLISH_TIMEOUT_MS } from './options.js'
+import type { AbortOptions, PubSubHandler, PublishResult } from './types.js'
+
+/** Longest topic name accepted, in bytes of its UTF-8 form. */
+export const MAX_TOPIC_BYTES = 256
+
+/** What the pubsub service uses. */
+export interface PubSubComponents {
+  logger: Logger
+  /** Called for each change of a remote peer's subscriptions. */
+  onSubscriptionChange(change: { peerId: string, topic: string, subscribed: boolean }): void
+}
+
+/** The running gossipsub the service is attached to while the node runs. */
+export type PubSubRouter = Pick<GossipSub, 'subscribe' | 'unsubscribe' | 'publish' | 'getSubscribers' | 'addEventListener' | 'removeEventListener'>
+
+function checkTopic (topic: string): void {
+  if (topic.length === 0 || Buffer.byteLength(topic) > MAX_TOPIC_BYTES) {
+    throw new NodeError('ERR_INVALID_OPTION', `a topic is 1 to ${MAX_TOPIC_BYTES} bytes`)
+  }
+}
+
+/** Publish/subscribe service. */
+export class DefaultPubSub {
+  private readonly components: PubSubComponents
+  private readonly handlers = new Map<string, Set<PubSubHandler>>()
+  private router: PubSubRouter | undefined
+  private shutdown: AbortSignal | undefined
+
+  constructor (components: PubSubComponents) {
+    this.components = components
+  }
+
+  private readonly onMessage = (evt: CustomEvent<Message>): void => {
+    const msg = evt.detail
+    const set = this.handlers.get(msg.topic)
+    if (set === undefined) return
+    const payload = { topic: msg.topic, data: msg.data, ...(msg.type === 'signed' ? { from: msg.from.toString() } : {}) }
+    for (const handler of [...set]) {
+      try {
+        handler(payload)
+      } catch (err) {
+        this.components.logger.error({ err, topic: msg.topic }, 'topic handler threw')
+      }
+    }
+  }
+
+  private readonly onSubscriptionChange = (evt: CustomEvent<SubscriptionChangeData>): void => {
+    const peerId = evt.detail.peerId.toString()
+    for (const sub of evt.detail.subscriptions) {
+      this.components.onSubscriptionChange({ peerId, topic: sub.topic, subscribed: sub.subscribe })
+    }
+  }
+
+  /** Attaches to a started gossipsub and joins every topic that has a handler. */
+  start (router: PubSubRouter, shutdown: AbortSignal): void {
+    this.router = router
+    this.shutdown = shutdown
+    router.addEventListener('message', this.onMessage)
+    router.addEventListener('subscription-change', this.onSubscriptionChange)
+    for (const topic of this.handlers.keys()) router.subscribe(topic)
+  }
+
+  /** Detaches from gossipsub; handlers stay registered for the next start. */
+  stop (): void {
+    const router = this.router
+    if (router === undefined) return
+    this.router = undefined
+    this.shutdown = undefined
+    router.removeEventListener('message', this.onMessage)
+    router.removeEventListener('subscription-change', this.onSubscriptionChange)
+  }
+
+  /** Publishes `data` on `topic`; resolves with the peers it was sent to. */
+  async publish (topic: string, data: Uint8Array, opts: AbortOptions = {}): Promise<PublishResult> {
+    checkTopic(topic)
+    const router = this.router
+    if (router === undefined) throw new NodeError('ERR_NOT_STARTED', 'the node is not started')
+    const signal = operationSignal(opts.signal, DEFAULT_PUBLISH_TIMEOUT_MS, this.shutdown)
+    signal.throwIfAborted()
+    try {
+      // gossipsub's publish takes no signal: race it so the caller's deadline holds
+      const result = await Promise.race([
+        router.publish(topic, data),
+        new Promise<never>((_resolve, reject) => {
+          signal.addEventListener('abort', () => { reject(signal.reason) }, { once: true })
+        })
+      ])
+      return { recipients: result.recipients.map((p) => p.toString()) }
+    } catch (err) {
+      throw abortedError(signal, new NodeError('ERR_NETWORK', `publish on ${topic} failed`, { cause: err }), 'publish', this.shutdown)
+    }
+  }
+
+  /** Adds `handler` for `topic`; the first handler of a topic joins it. */
+  subscribe (topic: string, handler: PubSubHandler): void {
+    checkTopic(topic)
+    let set = this.handlers.get(topic)
+    if (set === undefined) {
+      set = new Set()
+      this.handlers.set(topic, set)
+      this.router?.subscribe(topic)
+    }
+    set.add(handler)
+  }
+
+  /** Removes `handler` (all handlers when omitted); the last handler of a topic leaves it. */
+  unsubscribe (topic: string, handler?: PubSubHandler): void {
+    const set = this.handlers.get(topic)
+    if (set === undefined) return
+    if (handler !== undefined) set.delete(handler)
+    else set.clear()
+    if (set.size === 0) {
+      this.handlers.delete(topic)
+      this.router?.unsubscribe(topic)
+    }
+  }
+
+  /** Peer ids known to subscribe to `topic` (empty while stopped). */
+  getSubscribers (topic: string): string[] {
+    return this.router?.getSubscribers(topic).map((p) => p.toString()) ?? []
+  }
+}

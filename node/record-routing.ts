@@ -1,0 +1,149 @@
+/**
+ * Record routing: signed Talaria records in the DHT, and peer lookup. Every record is validated
+ * before it leaves this node and again when it comes back, whatever the DHT peers did with it.
+ */
+import type { PeerId } from '@libp2p/interface'
+import type { KadDHT } from '@libp2p/kad-dht'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Datastore } from 'interface-datastore'
+import type { Logger } from 'pino'
+import { decodeRecord, recordKey, selectRecord, validateRecord, type SignedRecord } from '../protocol/records.js'
+import { abortedError, operationSignal } from './abort.js'
+import { NodeError } from './errors.js'
+import { readStoredDhtValue } from './libp2p.js'
+import {
+  DEFAULT_FIND_PEER_TIMEOUT_MS,
+  DEFAULT_GET_RECORD_TIMEOUT_MS,
+  DEFAULT_PUT_RECORD_TIMEOUT_MS
+} from './options.js'
+import type { AbortOptions, FindPeerOptions, FoundPeer, GetRecordOptions } from './types.js'
+
+/** What record routing uses: the DHT, the datastore it writes to, the local peer id. */
+export interface RecordRoutingComponents {
+  dht: Pick<KadDHT, 'get' | 'put' | 'findPeer'>
+  datastore: Datastore
+  peerId: PeerId
+  logger: Logger
+  /** Fires when the node stops; aborts every operation in flight. */
+  shutdown: AbortSignal
+}
+
+/** Outcome of a put: the peers that confirmed they store the record, and those that failed. */
+export interface PutRecordResult {
+  key: Uint8Array
+  successes: string[]
+  failures: Array<{ peerId: string, error: Error }>
+}
+
+/** Record routing over kad-dht. */
+export class DefaultRecordRouting {
+  private readonly components: RecordRoutingComponents
+
+  constructor (components: RecordRoutingComponents) {
+    this.components = components
+  }
+
+  /**
+   * Validates `recordBytes` (throws its ProtocolError when invalid: nothing is stored), then
+   * stores it locally and on the peers closest to its key. Throws NodeError('ERR_NETWORK') when
+   * no peer confirmed the store.
+   */
+  async putRecord (recordBytes: Uint8Array, opts: AbortOptions = {}): Promise<PutRecordResult> {
+    // the key is derived from the record itself, so a record can only be put where it belongs
+    const decoded = decodeRecord(recordBytes)
+    const key = recordKey(decoded.kind, decoded.id)
+    validateRecord(key, recordBytes)
+    const { shutdown, logger } = this.components
+    const signal = operationSignal(opts.signal, DEFAULT_PUT_RECORD_TIMEOUT_MS, shutdown)
+    const result: PutRecordResult = { key, successes: [], failures: [] }
+    try {
+      for await (const event of this.components.dht.put(key, recordBytes, { signal })) {
+        if (event.name === 'PEER_RESPONSE' && event.messageName === 'PUT_VALUE') {
+          result.successes.push(event.from.toString())
+        } else if (event.name === 'QUERY_ERROR') {
+          result.failures.push({ peerId: event.from.toString(), error: event.error })
+        }
+      }
+    } catch (err) {
+      throw abortedError(signal, new NodeError('ERR_NETWORK', 'DHT put failed', { cause: err }), 'putRecord', shutdown)
+    }
+    logger.debug({ successes: result.successes.length, failures: result.failures.length }, 'record put')
+    if (result.successes.length === 0) {
+      throw new NodeError('ERR_NETWORK', `no DHT peer stored the record (${result.failures.length} failed)`, { cause: result.failures[0]?.error })
+    }
+    return result
+  }
+
+  /**
+   * The best valid record for `key`. Throws NodeError('ERR_RECORD_NOT_FOUND') when no copy
+   * exists or every copy is invalid (forged, expired, under another key).
+   */
+  async getRecord (key: Uint8Array, opts: GetRecordOptions = {}): Promise<SignedRecord> {
+    const { shutdown } = this.components
+    const signal = operationSignal(opts.signal, DEFAULT_GET_RECORD_TIMEOUT_MS, shutdown)
+    const candidates: Uint8Array[] = []
+    if (opts.offline === true) {
+      const stored = await readStoredDhtValue(this.components.datastore, key, { signal })
+      if (stored !== undefined) candidates.push(stored)
+    } else {
+      try {
+        for await (const event of this.components.dht.get(key, { signal })) {
+          if (event.name === 'VALUE') candidates.push(event.value)
+        }
+      } catch (err) {
+        // kad-dht yields the best value only after trying to correct stale peers; a failed
+        // correction must not hide a value already in hand
+        if (candidates.length === 0 && signal.aborted) throw abortedError(signal, err, 'getRecord', shutdown)
+        if (candidates.length === 0 && (err as { name?: unknown }).name !== 'NotFoundError') {
+          throw new NodeError('ERR_NETWORK', 'DHT get failed', { cause: err })
+        }
+      }
+    }
+    return this.best(key, candidates)
+  }
+
+  /** Locates `peerId` through the DHT (or the peer store when `useCache` is not false). */
+  async findPeer (peerId: string, opts: FindPeerOptions = {}): Promise<FoundPeer> {
+    let id: PeerId
+    try {
+      id = peerIdFromString(peerId)
+    } catch (err) {
+      throw new NodeError('ERR_INVALID_OPTION', `${peerId} is not a peer id`, { cause: err })
+    }
+    const { shutdown } = this.components
+    const signal = operationSignal(opts.signal, DEFAULT_FIND_PEER_TIMEOUT_MS, shutdown)
+    try {
+      for await (const event of this.components.dht.findPeer(id, { signal, useCache: opts.useCache ?? true })) {
+        if (event.name === 'FINAL_PEER' && event.peer.id.equals(id)) {
+          // leaving the loop cancels the rest of the query
+          return {
+            peerId: event.peer.id.toString(),
+            multiaddrs: event.peer.multiaddrs.map((ma) => ma.toString()),
+            via: event.from.toString()
+          }
+        }
+      }
+    } catch (err) {
+      if (signal.aborted) throw abortedError(signal, err, 'findPeer', shutdown)
+      if ((err as { name?: unknown }).name !== 'NotFoundError') {
+        throw new NodeError('ERR_NETWORK', 'DHT peer lookup failed', { cause: err })
+      }
+    }
+    throw new NodeError('ERR_PEER_NOT_FOUND', `peer ${peerId} not found in the DHT`)
+  }
+
+  private best (key: Uint8Array, candidates: Uint8Array[]): SignedRecord {
+    const valid: Array<{ bytes: Uint8Array, record: SignedRecord }> = []
+    for (const bytes of candidates) {
+      try {
+        valid.push({ bytes, record: validateRecord(key, bytes) })
+      } catch (err) {
+        this.components.logger.debug({ err }, 'discarded an invalid record copy')
+      }
+    }
+    if (valid.length === 0) throw new NodeError('ERR_RECORD_NOT_FOUND', 'no valid record for the key')
+    const chosen = valid.length === 1 ? valid[0] : valid[selectRecord(key, valid.map((v) => v.bytes))]
+    if (chosen === undefined) throw new NodeError('ERR_RECORD_NOT_FOUND', 'no valid record for the key')
+    return chosen.record
+  }
+}
