@@ -20,7 +20,8 @@ export function unpackLimited (bytes: Uint8Array, maxBytes: number, what: string
   if (!(bytes instanceof Uint8Array)) throw new ProtocolError('ERR_MALFORMED', `${what} must be bytes`)
   if (bytes.length > maxBytes) throw new ProtocolError('ERR_TOO_LARGE', `${what} exceeds ${maxBytes} bytes`)
   try {
-    return unpackr.unpack(bytes)
+    // A fresh view: msgpackr caches a DataView on the object it reads, which must not be the caller's.
+    return unpackr.unpack(bytes.subarray(0))
   } catch (err) {
     throw new ProtocolError('ERR_MALFORMED', `${what} is not valid MessagePack`, { cause: err })
   }

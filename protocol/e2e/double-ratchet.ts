@@ -227,15 +227,8 @@ export function ratchetEncrypt (session: RatchetSession, plaintext: Uint8Array, 
 }
 
 /** The part of a session that a decryption may change, computed before anything is committed. */
-interface PendingUpdate {
-  dhSelf: X25519KeyPair
-  dhRemote: Uint8Array | undefined
-  rootKey: Uint8Array
-  sendChainKey: Uint8Array | undefined
-  recvChainKey: Uint8Array | undefined
-  sendN: number
-  recvN: number
-  prevSendN: number
+interface PendingUpdate extends Pick<RatchetSession,
+  'dhSelf' | 'dhRemote' | 'rootKey' | 'sendChainKey' | 'recvChainKey' | 'sendN' | 'recvN' | 'prevSendN'> {
   newSkipped: SkippedMessageKey[]
   endedChain: PreviousChain | undefined
 }

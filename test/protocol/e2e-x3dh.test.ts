@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import fc from 'fast-check'
+import * as cryptoModule from '../../protocol/crypto/index.js'
+import type { CryptoProvider } from '../../protocol/crypto/index.js'
+import { ProtocolError } from '../../protocol/errors.js'
+import {
+  createInitiatorSession, createPreKeyBundle, createResponderSession, encodeX25519PublicKey, generateDeviceIdentityKeys,
+  generateOneTimePreKeys, generateSignedPreKey, ratchetDecrypt, ratchetEncrypt, verifyPreKeyBundle, x3dhInitiate, x3dhRespond
+} from '../../protocol/e2e/index.js'
+import type { PreKeyBundle } from '../../protocol/e2e/index.js'
+
+const nativeCrypto = (cryptoModule as Record<string, unknown>).nativeCrypto as CryptoProvider | undefined
+const providers: CryptoProvider[] = [cryptoModule.nobleCrypto, ...(nativeCrypto === undefined ? [] : [nativeCrypto])]
+
+function codeOf (fn: () => unknown): string {
+  try {
+    fn()
+  } catch (err) {
+    assert.ok(err instanceof ProtocolError, `expected a ProtocolError, got ${String(err)}`)
+    return err.code
+  }
+  assert.fail('expected a ProtocolError, nothing was thrown')
+}
+
+for (const aliceCrypto of providers) {
+  for (const bobCrypto of providers) {
+    describe(`X3DH (initiator ${aliceCrypto.name}, responder ${bobCrypto.name})`, () => {
+      test('both sides derive the same secret and AD with a one-time prekey, which is reported consumed', () => {
+        const alice = generateDeviceIdentityKeys(aliceCrypto)
+        const bob = generateDeviceIdentityKeys(bobCrypto)
+        const spk = generateSignedPreKey(bob, 7, bobCrypto)
+        const [opk] = generateOneTimePreKeys(100, 1, bobCrypto)
+        assert.ok(opk !== undefined)
+        const init = x3dhInitiate(alice, createPreKeyBundle(bob, spk, opk), aliceCrypto)
+        assert.equal(init.initialMessage.oneTimePreKeyId, 100)
+        assert.equal(init.initialMessage.signedPreKeyId, 7)
+        const resp = x3dhRespond({ identity: bob, signedPreKey: spk, oneTimePreKey: opk }, init.initialMessage, bobCrypto)
+        assert.equal(init.sharedSecret.length, 32)
+        assert.deepEqual(resp.sharedSecret, init.sharedSecret)
+        assert.deepEqual(resp.associatedData, init.associatedData)
+        assert.deepEqual(init.associatedData, new Uint8Array([...encodeX25519PublicKey(alice.identityPublicKey), ...encodeX25519PublicKey(bob.identityPublicKey)]))
+        assert.equal(resp.consumedOneTimePreKeyId, 100)
+        // Once deleted, the prekey is gone: the same initial message can no longer be answered.
+        assert.equal(codeOf(() => x3dhRespond({ identity: bob, signedPreKey: spk }, init.initialMessage, bobCrypto)), 'ERR_BAD_KEY')
+      })
+
+      test('both sides derive the same secret without a one-time prekey, and it seeds a working session', () => {
+        const alice = generateDeviceIdentityKeys(aliceCrypto)
+        const bob = generateDeviceIdentityKeys(bobCrypto)
+        const spk = generateSignedPreKey(bob, 1, bobCrypto)
+        const init = x3dhInitiate(alice, createPreKeyBundle(bob, spk), aliceCrypto)
+        assert.equal(init.initialMessage.oneTimePreKeyId, undefined)
+        const resp = x3dhRespond({ identity: bob, signedPreKey: spk }, init.initialMessage, bobCrypto)
+        assert.deepEqual(resp.sharedSecret, init.sharedSecret)
+        assert.equal(resp.consumedOneTimePreKeyId, undefined)
+        // The X3DH outputs seed a working ratchet session in both directions.
+        const a = createInitiatorSession(init, aliceCrypto)
+        const b = createResponderSession(resp, spk)
+        const hello = new TextEncoder().encode('hello')
+        assert.deepEqual(ratchetDecrypt(b, ratchetEncrypt(a, hello, undefined, aliceCrypto), undefined, bobCrypto), hello)
+        assert.deepEqual(ratchetDecrypt(a, ratchetEncrypt(b, hello, undefined, bobCrypto), undefined, aliceCrypto), hello)
+      })
+
+      test('a tampered signed prekey, id, identity key or signature is rejected as ERR_BAD_SIGNATURE', () => {
+        const alice = generateDeviceIdentityKeys(aliceCrypto)
+        const bob = generateDeviceIdentityKeys(bobCrypto)
+        const spk = generateSignedPreKey(bob, 3, bobCrypto)
+        const bundle = createPreKeyBundle(bob, spk)
+        verifyPreKeyBundle(bundle, aliceCrypto)
+        const flipBit = (bytes: Uint8Array, bit: number): Uint8Array => {
+          const out = bytes.slice()
+          out[(bit >> 3) % out.length] = (out[(bit >> 3) % out.length] ?? 0) ^ (1 << (bit & 7))
+          return out
+        }
+        fc.assert(fc.property(fc.constantFrom('signedPreKey', 'identityKey', 'signedPreKeySignature', 'signedPreKeyId'), fc.nat({ max: 511 }), (field, bit) => {
+          const tampered: PreKeyBundle = field === 'signedPreKeyId'
+            ? { ...bundle, signedPreKeyId: (bundle.signedPreKeyId ^ (1 << (bit % 32))) >>> 0 }
+            : { ...bundle, [field]: flipBit(bundle[field], bit) }
+          assert.equal(codeOf(() => x3dhInitiate(alice, tampered, aliceCrypto)), 'ERR_BAD_SIGNATURE')
+        }), { numRuns: 40 })
+        // A bundle signed by another device's key does not verify either.
+        const mallory = generateDeviceIdentityKeys(bobCrypto)
+        assert.equal(codeOf(() => verifyPreKeyBundle({ ...bundle, signingKey: mallory.signingPublicKey }, aliceCrypto)), 'ERR_BAD_SIGNATURE')
+      })
+    })
+  }
+}
+
+describe('X3DH input checks', () => {
+  test('malformed bundles and initial messages fail with typed errors', () => {
+    const alice = generateDeviceIdentityKeys()
+    const bob = generateDeviceIdentityKeys()
+    const spk = generateSignedPreKey(bob, 1)
+    const bundle = createPreKeyBundle(bob, spk)
+    assert.equal(codeOf(() => verifyPreKeyBundle({ ...bundle, signedPreKey: new Uint8Array(31) })), 'ERR_MALFORMED')
+    assert.equal(codeOf(() => verifyPreKeyBundle({ ...bundle, signedPreKeyId: -1 })), 'ERR_MALFORMED')
+    const init = x3dhInitiate(alice, bundle)
+    assert.equal(codeOf(() => x3dhRespond({ identity: bob, signedPreKey: spk }, { ...init.initialMessage, ephemeralKey: new Uint8Array(5) })), 'ERR_MALFORMED')
+    assert.equal(codeOf(() => x3dhRespond({ identity: bob, signedPreKey: spk }, { ...init.initialMessage, signedPreKeyId: 2 })), 'ERR_BAD_KEY')
+    // A low-order ephemeral key gives an all-zero DH output, which the provider refuses.
+    assert.equal(codeOf(() => x3dhRespond({ identity: bob, signedPreKey: spk }, { ...init.initialMessage, ephemeralKey: new Uint8Array(32) })), 'ERR_BAD_KEY')
+  })
+})
