@@ -43,7 +43,9 @@ export class DefaultPubSub {
     const msg = evt.detail
     const set = this.handlers.get(msg.topic)
     if (set === undefined) return
-    const payload = { topic: msg.topic, data: msg.data, ...(msg.type === 'signed' ? { from: msg.from.toString() } : {}) }
+    // a plain Uint8Array view, so handlers in every runtime see one type (libp2p hands out Buffers in Node)
+    const data = new Uint8Array(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength)
+    const payload = { topic: msg.topic, data, ...(msg.type === 'signed' ? { from: msg.from.toString() } : {}) }
     for (const handler of [...set]) {
       try {
         handler(payload)
