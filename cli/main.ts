@@ -1,0 +1,91 @@
+/**
+ * The `talaria` command. The only place that reads argv, env and config files, prints, and exits.
+ */
+import { Command, CommanderError, Option } from 'commander'
+import { ConfigError, DEFAULT_SETTINGS, LOG_LEVELS, envName } from './config.js'
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './exit-codes.js'
+import { version } from './version.js'
+
+function collect (value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value]
+}
+
+function fmt (value: unknown): string {
+  return Array.isArray(value) ? (value.length === 0 ? 'none' : value.join(', ')) : String(value)
+}
+
+/** Adds the node flags to a command; help shows each flag's default and environment variable. */
+function nodeOptions (cmd: Command, defaults = DEFAULT_SETTINGS): Command {
+  const d = defaults
+  return cmd
+    .option('--data-dir <path>', `data directory (default: ${d.dataDir}; env ${envName('dataDir')})`)
+    .option('--config <file>', 'JSON config file (default: <data-dir>/config.json if present; env TALARIA_CONFIG)')
+    .option('--listen <multiaddr>', `libp2p listen address, repeatable (default: ${fmt(d.listen)}; env ${envName('listen')}, comma-separated)`, collect)
+    .option('--announce <multiaddr>', `address to announce instead of the listen addresses, repeatable (default: ${fmt(d.announce)}; env ${envName('announce')})`, collect)
+    .option('--http-port <port>', `HTTP port for health, status and clients; 0 picks a free port (default: ${d.httpPort}; env ${envName('httpPort')})`)
+    .option('--http-host <host>', `HTTP bind address (default: ${d.httpHost}; env ${envName('httpHost')})`)
+    .option('--bootstrap <multiaddr>', `peer to join the mesh through, repeatable, added to the shipped list (default: ${fmt(d.bootstrap)}; env ${envName('bootstrap')})`, collect)
+    .addOption(new Option('--mdns', `discover peers on the LAN by multicast DNS (default: ${String(d.mdns)}; env ${envName('mdns')})`))
+    .addOption(new Option('--no-mdns', 'disable mDNS even if the config enables it').hideHelp())
+    .option('--shards <n>', `LevelDB shards of a new data dir (default: ${d.shards}; env ${envName('shards')})`)
+    .addOption(new Option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')} (default: ${d.logLevel}; env ${envName('logLevel')})`))
+}
+
+/**
+ * Builds the command tree. Commands load their modules on demand, so `--help` and usage errors do
+ * not pay for loading libp2p.
+ */
+export function buildProgram (): Command {
+  const program = new Command('talaria')
+    .description('Talaria: a decentralized, end-to-end encrypted instant-messaging node')
+    .version(version, '-v, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+
+  nodeOptions(program.command('start').description('run a Talaria node'))
+    .exitOverride()
+    .action(async (flags: Record<string, unknown>) => {
+      const { runNode } = await import('./commands/start.js')
+      process.exitCode = await runNode('node', flags)
+    })
+
+  nodeOptions(program.command('bootstrap').description('run a bootstrap node: DHT server and peer exchange, no user traffic'))
+    .exitOverride()
+    .action(async (flags: Record<string, unknown>) => {
+      const { runNode } = await import('./commands/start.js')
+      process.exitCode = await runNode('bootstrap', flags)
+    })
+
+  program.command('id')
+    .description("print the node's peer id for a data dir")
+    .option('--data-dir <path>', `data directory (default: ${DEFAULT_SETTINGS.dataDir}; env ${envName('dataDir')})`)
+    .exitOverride()
+    .action(async (flags: Record<string, unknown>) => {
+      const { runId } = await import('./commands/id.js')
+      process.exitCode = await runId(flags)
+    })
+
+  return program
+}
+
+async function main (): Promise<void> {
+  const program = buildProgram()
+  try {
+    await program.parseAsync(process.argv)
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' || err.exitCode === 0
+      process.exitCode = ok ? EXIT_OK : EXIT_USAGE
+      return
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`talaria: ${err.message}\n`)
+      process.exitCode = EXIT_USAGE
+      return
+    }
+    process.stderr.write(`talaria: ${err instanceof Error ? err.message : String(err)}\n`)
+    process.exitCode = EXIT_FAILURE
+  }
+}
+
+await main()
