@@ -74,7 +74,8 @@ async function main (): Promise<void> {
     await program.parseAsync(process.argv)
   } catch (err) {
     if (err instanceof CommanderError) {
-      const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' || err.exitCode === 0
+      // bare `talaria` shows help as an error (commander.help, exit code 1): a usage error
+      const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version'
       process.exitCode = ok ? EXIT_OK : EXIT_USAGE
       return
     }
