@@ -2,7 +2,7 @@
  * Talaria's storage layer: typed repositories over hash-partitioned LevelDB shards, with
  * group-committed durable writes and a schema version checked at open. See docs/STORAGE.md.
  */
-export { openStorage, DEFAULT_SHARDS, DEFAULT_ENGINE, SHARDS_DIR, shardDirName } from './storage.js'
+export { openStorage, DEFAULT_SHARDS, DEFAULT_ENGINE, DEFAULT_SWEEP_INTERVAL_MS, SHARDS_DIR, shardDirName } from './storage.js'
 export type { Storage, StorageInit, StorageStats } from './storage.js'
 export { STORAGE_SCHEMA_VERSION, META_FILE, MAX_SHARDS } from './meta.js'
 export type { StorageMeta } from './meta.js'
@@ -16,3 +16,8 @@ export type { CommitQueueInit, CommitQueueStats } from './commit-queue.js'
 export { DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES } from './shard.js'
 export type { DhtRepository, DhtEntry, DhtBatchOp, DhtEntriesOptions } from './repositories/dht.js'
 export type { KvRepository } from './repositories/kv.js'
+export { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, SWEEP_CHUNK } from './repositories/messages.js'
+export type {
+  StoredMessage, PutResult, ListCursor, ListOptions, ConversationListOptions,
+  MessageRepository, InboxRepository, MailboxRepository
+} from './repositories/messages.js'

@@ -16,6 +16,9 @@ import { DefaultDhtRepository } from './repositories/dht.js'
 import type { DhtRepository } from './repositories/dht.js'
 import { DefaultKvRepository } from './repositories/kv.js'
 import type { KvRepository } from './repositories/kv.js'
+import { DefaultMessageRepository } from './repositories/messages.js'
+import type { InboxRepository, MailboxRepository } from './repositories/messages.js'
+import { Bucket } from './buckets.js'
 import { Shard } from './shard.js'
 import type { ShardInit } from './shard.js'
 
@@ -23,6 +26,8 @@ import type { ShardInit } from './shard.js'
 export const DEFAULT_SHARDS = 8
 /** Default storage engine. */
 export const DEFAULT_ENGINE = 'level'
+/** Default period of the mailbox TTL sweeper. */
+export const DEFAULT_SWEEP_INTERVAL_MS = 60_000
 /** Name of the folder holding one LevelDB per shard. */
 export const SHARDS_DIR = 'shards'
 
@@ -40,6 +45,10 @@ export interface StorageInit extends CommitQueueInit, ShardInit {
   engine?: 'level' | 'memory'
   /** Structured logger; none by default. */
   logger?: Logger
+  /** Period of the mailbox TTL sweeper; 0 disables it (call `mailbox.sweepExpired` yourself). */
+  sweepIntervalMs?: number
+  /** Clock of the sweeper, milliseconds since the epoch; `Date.now` by default. */
+  now?: () => number
 }
 
 /** Counters of the storage, summed over shards and per shard. */
@@ -70,9 +79,13 @@ export interface Storage {
   readonly dht: DhtRepository
   /** Node-local settings. */
   readonly kv: KvRepository
+  /** Messages delivered to this node's users, partitioned by user id. */
+  readonly inbox: InboxRepository
+  /** Replicas of offline users' messages held here, with a TTL; partitioned by user id. */
+  readonly mailbox: MailboxRepository
   /** Commit counters. */
   stats (): StorageStats
-  /** Flushes every commit queue, then closes every shard. Idempotent. */
+  /** Stops the sweeper, flushes every commit queue, then closes every shard. Idempotent. */
   close (): Promise<void>
 }
 
@@ -149,7 +162,13 @@ class DefaultStorage implements Storage {
   readonly meta: Readonly<StorageMeta>
   readonly dht: DhtRepository
   readonly kv: KvRepository
+  readonly inbox: InboxRepository
+  readonly mailbox: MailboxRepository
   private readonly shards: Shard[]
+  private readonly logger: Logger | undefined
+  private readonly now: () => number
+  private sweeper: ReturnType<typeof setInterval> | undefined
+  private sweeping: Promise<void> | undefined
   private closing: Promise<void> | undefined
 
   constructor (init: StorageInit, meta: StorageMeta, engines: KvEngine[]) {
@@ -160,6 +179,36 @@ class DefaultStorage implements Storage {
     const first = this.shards[0] as Shard
     this.dht = new DefaultDhtRepository(first)
     this.kv = new DefaultKvRepository(first)
+    const components = { shards: this.shards, shardFor: (key: string) => this.shardFor(key) }
+    this.inbox = new DefaultMessageRepository(components, {
+      primary: Bucket.inbox, byConversation: Bucket.inboxByConversation, byReceivedAt: Bucket.inboxByReceivedAt
+    }, 'inbox')
+    this.mailbox = new DefaultMessageRepository(components, {
+      primary: Bucket.mailbox, byConversation: Bucket.mailboxByConversation, byReceivedAt: Bucket.mailboxByReceivedAt, byExpiry: Bucket.mailboxByExpiry
+    }, 'mailbox')
+    this.logger = init.logger
+    this.now = init.now ?? Date.now
+    const interval = init.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS
+    if (interval > 0) {
+      this.sweeper = setInterval(() => { this.sweepInBackground() }, interval)
+      // The sweeper must never keep the process alive on its own.
+      this.sweeper.unref()
+    }
+  }
+
+  /** One sweeper tick; skipped while the previous one still runs, failures logged, never thrown. */
+  private sweepInBackground (): void {
+    if (this.sweeping !== undefined || this.closing !== undefined) return
+    this.sweeping = (async () => {
+      try {
+        const removed = await this.mailbox.sweepExpired(this.now())
+        if (removed > 0) this.logger?.debug({ removed }, 'mailbox TTL sweep')
+      } catch (err) {
+        this.logger?.warn({ err }, 'mailbox TTL sweep failed; retrying at the next tick')
+      } finally {
+        this.sweeping = undefined
+      }
+    })()
   }
 
   shardFor (partitionKey: string): number {
@@ -174,6 +223,8 @@ class DefaultStorage implements Storage {
 
   async close (): Promise<void> {
     this.closing ??= (async () => {
+      clearInterval(this.sweeper)
+      await this.sweeping
       await Promise.all(this.shards.map(async (s) => { await s.queue.close() }))
       await Promise.all(this.shards.map(async (s) => { await s.engine.close() }))
     })()
