@@ -3,7 +3,6 @@ import { describe, test } from 'node:test'
 import fc from 'fast-check'
 import * as cryptoModule from '../../protocol/crypto/index.js'
 import type { CryptoProvider } from '../../protocol/crypto/index.js'
-import { ProtocolError } from '../../protocol/errors.js'
 import {
   createInitiatorSession, createPreKeyBundle, createResponderSession, encodeX25519PublicKey, generateDeviceIdentityKeys,
   generateOneTimePreKeys, generateSignedPreKey, ratchetDecrypt, ratchetEncrypt, verifyPreKeyBundle, x3dhInitiate, x3dhRespond
@@ -12,16 +11,6 @@ import type { PreKeyBundle } from '../../protocol/e2e/index.js'
 
 const nativeCrypto = (cryptoModule as Record<string, unknown>).nativeCrypto as CryptoProvider | undefined
 const providers: CryptoProvider[] = [cryptoModule.nobleCrypto, ...(nativeCrypto === undefined ? [] : [nativeCrypto])]
-
-function codeOf (fn: () => unknown): string {
-  try {
-    fn()
-  } catch (err) {
-    assert.ok(err instanceof ProtocolError, `expected a ProtocolError, got ${String(err)}`)
-    return err.code
-  }
-  assert.fail('expected a ProtocolError, nothing was thrown')
-}
 
 for (const aliceCrypto of providers) {
   for (const bobCrypto of providers) {
@@ -42,7 +31,7 @@ for (const aliceCrypto of providers) {
         assert.deepEqual(init.associatedData, new Uint8Array([...encodeX25519PublicKey(alice.identityPublicKey), ...encodeX25519PublicKey(bob.identityPublicKey)]))
         assert.equal(resp.consumedOneTimePreKeyId, 100)
         // Once deleted, the prekey is gone: the same initial message can no longer be answered.
-        assert.equal(codeOf(() => x3dhRespond({ identity: bob, signedPreKey: spk }, init.initialMessage, bobCrypto)), 'ERR_BAD_KEY')
+        assert.throws(() => x3dhRespond({ identity: bob, signedPreKey: spk }, init.initialMessage, bobCrypto), { name: 'ProtocolError', code: 'ERR_BAD_KEY' })
       })
 
       test('both sides derive the same secret without a one-time prekey, and it seeds a working session', () => {
@@ -77,11 +66,11 @@ for (const aliceCrypto of providers) {
           const tampered: PreKeyBundle = field === 'signedPreKeyId'
             ? { ...bundle, signedPreKeyId: (bundle.signedPreKeyId ^ (1 << (bit % 32))) >>> 0 }
             : { ...bundle, [field]: flipBit(bundle[field], bit) }
-          assert.equal(codeOf(() => x3dhInitiate(alice, tampered, aliceCrypto)), 'ERR_BAD_SIGNATURE')
+          assert.throws(() => x3dhInitiate(alice, tampered, aliceCrypto), { name: 'ProtocolError', code: 'ERR_BAD_SIGNATURE' })
         }), { numRuns: 40 })
         // A bundle signed by another device's key does not verify either.
         const mallory = generateDeviceIdentityKeys(bobCrypto)
-        assert.equal(codeOf(() => verifyPreKeyBundle({ ...bundle, signingKey: mallory.signingPublicKey }, aliceCrypto)), 'ERR_BAD_SIGNATURE')
+        assert.throws(() => verifyPreKeyBundle({ ...bundle, signingKey: mallory.signingPublicKey }, aliceCrypto), { name: 'ProtocolError', code: 'ERR_BAD_SIGNATURE' })
       })
     })
   }
@@ -93,12 +82,12 @@ describe('X3DH input checks', () => {
     const bob = generateDeviceIdentityKeys()
     const spk = generateSignedPreKey(bob, 1)
     const bundle = createPreKeyBundle(bob, spk)
-    assert.equal(codeOf(() => verifyPreKeyBundle({ ...bundle, signedPreKey: new Uint8Array(31) })), 'ERR_MALFORMED')
-    assert.equal(codeOf(() => verifyPreKeyBundle({ ...bundle, signedPreKeyId: -1 })), 'ERR_MALFORMED')
+    assert.throws(() => verifyPreKeyBundle({ ...bundle, signedPreKey: new Uint8Array(31) }), { name: 'ProtocolError', code: 'ERR_MALFORMED' })
+    assert.throws(() => verifyPreKeyBundle({ ...bundle, signedPreKeyId: -1 }), { name: 'ProtocolError', code: 'ERR_MALFORMED' })
     const init = x3dhInitiate(alice, bundle)
-    assert.equal(codeOf(() => x3dhRespond({ identity: bob, signedPreKey: spk }, { ...init.initialMessage, ephemeralKey: new Uint8Array(5) })), 'ERR_MALFORMED')
-    assert.equal(codeOf(() => x3dhRespond({ identity: bob, signedPreKey: spk }, { ...init.initialMessage, signedPreKeyId: 2 })), 'ERR_BAD_KEY')
+    assert.throws(() => x3dhRespond({ identity: bob, signedPreKey: spk }, { ...init.initialMessage, ephemeralKey: new Uint8Array(5) }), { name: 'ProtocolError', code: 'ERR_MALFORMED' })
+    assert.throws(() => x3dhRespond({ identity: bob, signedPreKey: spk }, { ...init.initialMessage, signedPreKeyId: 2 }), { name: 'ProtocolError', code: 'ERR_BAD_KEY' })
     // A low-order ephemeral key gives an all-zero DH output, which the provider refuses.
-    assert.equal(codeOf(() => x3dhRespond({ identity: bob, signedPreKey: spk }, { ...init.initialMessage, ephemeralKey: new Uint8Array(32) })), 'ERR_BAD_KEY')
+    assert.throws(() => x3dhRespond({ identity: bob, signedPreKey: spk }, { ...init.initialMessage, ephemeralKey: new Uint8Array(32) }), { name: 'ProtocolError', code: 'ERR_BAD_KEY' })
   })
 })
