@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import fc from 'fast-check'
-import * as cryptoModule from '../../protocol/crypto/index.js'
+import { nativeCrypto, nobleCrypto } from '../../protocol/crypto/index.js'
 import type { CryptoProvider } from '../../protocol/crypto/index.js'
 import { ProtocolError } from '../../protocol/errors.js'
 import {
@@ -11,8 +11,8 @@ import {
 } from '../../protocol/e2e/index.js'
 import type { GroupMessage, ReceiverSenderKeyState, SenderKeyState } from '../../protocol/e2e/index.js'
 
-const nativeCrypto = (cryptoModule as Record<string, unknown>).nativeCrypto as CryptoProvider | undefined
-const providers: CryptoProvider[] = [cryptoModule.nobleCrypto, ...(nativeCrypto === undefined ? [] : [nativeCrypto])]
+// Every case runs on each provider present (native is absent outside Node.js), and across them.
+const providers: CryptoProvider[] = [nobleCrypto, ...(nativeCrypto === undefined ? [] : [nativeCrypto])]
 
 const te = new TextEncoder()
 const GROUP_AD = te.encode('group:g1')

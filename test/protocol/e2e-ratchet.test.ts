@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import fc from 'fast-check'
-import * as cryptoModule from '../../protocol/crypto/index.js'
+import { nativeCrypto, nobleCrypto } from '../../protocol/crypto/index.js'
 import type { CryptoProvider } from '../../protocol/crypto/index.js'
 import { ProtocolError } from '../../protocol/errors.js'
 import {
@@ -11,9 +11,8 @@ import {
 } from '../../protocol/e2e/index.js'
 import type { RatchetMessage, RatchetSession } from '../../protocol/e2e/index.js'
 
-// The native provider joins every run once protocol/crypto exports it.
-const nativeCrypto = (cryptoModule as Record<string, unknown>).nativeCrypto as CryptoProvider | undefined
-const providers: CryptoProvider[] = [cryptoModule.nobleCrypto, ...(nativeCrypto === undefined ? [] : [nativeCrypto])]
+// Every case runs on each provider present (native is absent outside Node.js), and across them.
+const providers: CryptoProvider[] = [nobleCrypto, ...(nativeCrypto === undefined ? [] : [nativeCrypto])]
 
 const te = new TextEncoder()
 
@@ -200,7 +199,7 @@ describe('ratchet header and session codecs', () => {
   })
 
   test('deserializeSession refuses oversized, truncated and ill-typed input with typed errors', () => {
-    const { alice } = pair(cryptoModule.nobleCrypto, cryptoModule.nobleCrypto)
+    const { alice } = pair(nobleCrypto, nobleCrypto)
     const bytes = serializeSession(alice)
     assert.throws(() => deserializeSession(new Uint8Array(300 * 1024)), { name: 'ProtocolError', code: 'ERR_TOO_LARGE' })
     assert.throws(() => deserializeSession(bytes.subarray(0, bytes.length - 5)), { name: 'ProtocolError', code: 'ERR_MALFORMED' })
