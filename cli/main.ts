@@ -2,7 +2,7 @@
  * The `talaria` command. The only place that reads argv, env and config files, prints, and exits.
  */
 import { Command, CommanderError, Option } from 'commander'
-import { ConfigError, DEFAULT_SETTINGS, LOG_LEVELS, envName } from './config.js'
+import { ConfigError, DEFAULT_SETTINGS, LOG_LEVELS, envName, resolveSettings, type Resolved } from './config.js'
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './exit-codes.js'
 import { version } from './version.js'
 
@@ -12,6 +12,16 @@ function collect (value: string, previous: string[] | undefined): string[] {
 
 function fmt (value: unknown): string {
   return Array.isArray(value) ? (value.length === 0 ? 'none' : value.join(', ')) : String(value)
+}
+
+/** Settings of `start`/`bootstrap`, resolved before the node modules load so bad settings fail fast. */
+function resolveFromFlags (flags: Record<string, unknown>): Resolved {
+  return resolveSettings({
+    flags,
+    env: process.env,
+    cwd: process.cwd(),
+    ...(typeof flags.config === 'string' ? { configPath: flags.config } : {})
+  })
 }
 
 /** Adds the node flags to a command; help shows each flag's default and environment variable. */
@@ -45,15 +55,17 @@ export function buildProgram (): Command {
   nodeOptions(program.command('start').description('run a Talaria node'))
     .exitOverride()
     .action(async (flags: Record<string, unknown>) => {
+      const resolved = resolveFromFlags(flags)
       const { runNode } = await import('./commands/start.js')
-      process.exitCode = await runNode('node', flags)
+      process.exitCode = await runNode('node', resolved)
     })
 
   nodeOptions(program.command('bootstrap').description('run a bootstrap node: DHT server and peer exchange, no user traffic'))
     .exitOverride()
     .action(async (flags: Record<string, unknown>) => {
+      const resolved = resolveFromFlags(flags)
       const { runNode } = await import('./commands/start.js')
-      process.exitCode = await runNode('bootstrap', flags)
+      process.exitCode = await runNode('bootstrap', resolved)
     })
 
   program.command('id')

@@ -1,6 +1,6 @@
 /** `talaria start` and `talaria bootstrap`: run a node until SIGINT or SIGTERM. */
 import { createNode, type NodeRole, type TalariaNode } from '../../node/index.js'
-import { resolveSettings, type Settings } from '../config.js'
+import type { Resolved, Settings } from '../config.js'
 import { EXIT_FAILURE, EXIT_OK, STOP_DEADLINE_MS } from '../exit-codes.js'
 import { createLogger } from '../logger.js'
 
@@ -22,14 +22,8 @@ function banner (role: NodeRole, node: TalariaNode, settings: Settings): string 
   return lines.join('\n') + '\n'
 }
 
-/** Resolves settings, starts the node, waits for a stop signal; returns the exit code. */
-export async function runNode (role: NodeRole, flags: Record<string, unknown>): Promise<number> {
-  const { settings, configFile } = resolveSettings({
-    flags,
-    env: process.env,
-    cwd: process.cwd(),
-    ...(typeof flags.config === 'string' ? { configPath: flags.config } : {})
-  })
+/** Starts the node with resolved settings, waits for a stop signal; returns the exit code. */
+export async function runNode (role: NodeRole, { settings, configFile }: Resolved): Promise<number> {
   const logger = createLogger(settings.logLevel)
   if (configFile !== undefined) logger.info({ configFile }, 'config file read')
 

@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -128,6 +128,15 @@ describe('talaria command', () => {
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL')
     }
+  })
+
+  it('refuses a data dir written by a newer schema, naming both versions, with exit code 1', async () => {
+    const dataDir = join(dir, 'newer')
+    await mkdir(dataDir, { recursive: true })
+    await writeFile(join(dataDir, 'storage.json'), JSON.stringify({ schemaVersion: 99, shards: 8, createdAt: Date.now() }))
+    const { code, stderr } = await run(['start', '--data-dir', dataDir, ...LOOPBACK, '--log-level', 'silent'])
+    assert.equal(code, 1, stderr)
+    assert.match(stderr, /^talaria: cannot start: .*99.*ERR_SCHEMA_NEWER/m)
   })
 
   it('id fails clearly on a data dir without a node key', async () => {
