@@ -3,7 +3,11 @@
  * Internal to `protocol/e2e`: the public API re-exports only what other layers need.
  */
 import { ProtocolError } from '../errors.js'
+import { concatBytes, equalBytes as bytesEqual, toHex, utf8Encode as utf8 } from '../bytes.js'
 import type { CryptoProvider } from '../crypto/provider.js'
+
+// The shared byte helpers, under the names the E2E modules use.
+export { concatBytes, bytesEqual, toHex, utf8 }
 
 /** Length of every X25519 / Ed25519 public key and of every chain, root and message key. */
 export const KEY_LENGTH = 32
@@ -14,26 +18,6 @@ export const AEAD_KEY_LENGTH = 32
 export const AEAD_NONCE_LENGTH = 12
 /** Poly1305 tag appended to every ciphertext. */
 export const AEAD_TAG_LENGTH = 16
-
-const textEncoder = new TextEncoder()
-
-/** UTF-8 bytes of a constant label (info strings, signature domains). */
-export function utf8 (text: string): Uint8Array {
-  return textEncoder.encode(text)
-}
-
-/** Concatenation of byte arrays into one fresh array. */
-export function concatBytes (...parts: Uint8Array[]): Uint8Array {
-  let length = 0
-  for (const p of parts) length += p.length
-  const out = new Uint8Array(length)
-  let offset = 0
-  for (const p of parts) {
-    out.set(p, offset)
-    offset += p.length
-  }
-  return out
-}
 
 /** Big-endian unsigned 32-bit encoding. */
 export function u32be (value: number): Uint8Array {
@@ -59,23 +43,6 @@ export function readU32be (bytes: Uint8Array, offset: number): number {
 /** True for an integer in [0, 2^32 - 1]: counters and ids travel as u32. */
 export function isU32 (value: unknown): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 0xffffffff
-}
-
-/** Equality of two byte arrays without an early exit on the first difference. */
-export function bytesEqual (a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false
-  let diff = 0
-  for (let i = 0; i < a.length; i++) diff |= (a[i] ?? 0) ^ (b[i] ?? 0)
-  return diff === 0
-}
-
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
-
-/** Lower-case hex; used for map keys of ratchet public keys, never on secrets in logs. */
-export function toHex (bytes: Uint8Array): string {
-  let s = ''
-  for (const b of bytes) s += HEX[b] ?? ''
-  return s
 }
 
 /** Throws ERR_MALFORMED unless `value` is a byte array of exactly `length` bytes. */
