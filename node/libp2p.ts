@@ -13,7 +13,8 @@ import {
   passthroughMapper,
   Record as DhtRecord,
   removePrivateAddressesMapper,
-  type KadDHT
+  type KadDHT,
+  type SingleKadDHT
 } from '@libp2p/kad-dht'
 import { mdns } from '@libp2p/mdns'
 import { ping, type Ping } from '@libp2p/ping'
@@ -168,4 +169,9 @@ export async function readStoredDhtValue (datastore: Datastore, key: Uint8Array,
     throw err
   }
   return DhtRecord.deserialize(raw).value
+}
+
+/** Number of peers in the DHT routing table (kad-dht exposes it on its single-table flavour). */
+export function dhtRoutingTableSize (libp2p: TalariaLibp2p): number {
+  return (libp2p.services.dht as Partial<SingleKadDHT>).routingTable?.size ?? 0
 }

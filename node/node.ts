@@ -15,7 +15,7 @@ import { StorageDatastore } from './datastore.js'
 import { NodeError } from './errors.js'
 import { TypedEmitter } from './events.js'
 import { DefaultHttpServer } from './http.js'
-import { createTalariaLibp2p, type TalariaLibp2p } from './libp2p.js'
+import { createTalariaLibp2p, dhtRoutingTableSize, type TalariaLibp2p } from './libp2p.js'
 import { loadOrCreateNodeKey } from './node-key.js'
 import {
   DEFAULT_BOOTSTRAP_DIAL_DELAY_MS,
@@ -31,7 +31,7 @@ import {
   type TalariaNodeInit
 } from './options.js'
 import { DefaultPubSub, type PubSubRouter } from './pubsub.js'
-import { DefaultRecordRouting, type PutRecordResult } from './record-routing.js'
+import { DefaultRecordRouting } from './record-routing.js'
 import type {
   AbortOptions,
   FindPeerOptions,
@@ -41,6 +41,7 @@ import type {
   NodeStatus,
   PubSubHandler,
   PublishResult,
+  PutRecordResult,
   TalariaNode,
   TalariaNodeEventName,
   TalariaNodeEvents
@@ -329,6 +330,7 @@ class DefaultTalariaNode implements TalariaNode {
       peerId: this.peerId,
       addresses: this.getMultiaddrs(),
       peers: this.getPeers(),
+      dhtPeers: this.running?.libp2p !== undefined ? dhtRoutingTableSize(this.running.libp2p) : 0,
       shards: this.running?.storage?.shardCount ?? 0,
       version: TALARIA_VERSION,
       role: this.role,
@@ -345,7 +347,6 @@ class DefaultTalariaNode implements TalariaNode {
     await this.putRecordWithResult(recordBytes, opts)
   }
 
-  /** Like putRecord, and reports which peers stored the record. */
   async putRecordWithResult (recordBytes: Uint8Array, opts: AbortOptions = {}): Promise<PutRecordResult> {
     return await this.records().putRecord(recordBytes, opts)
   }

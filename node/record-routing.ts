@@ -16,7 +16,7 @@ import {
   DEFAULT_GET_RECORD_TIMEOUT_MS,
   DEFAULT_PUT_RECORD_TIMEOUT_MS
 } from './options.js'
-import type { AbortOptions, FindPeerOptions, FoundPeer, GetRecordOptions } from './types.js'
+import type { AbortOptions, FindPeerOptions, FoundPeer, GetRecordOptions, PutRecordResult } from './types.js'
 
 /** What record routing uses: the DHT, the datastore it writes to, the local peer id. */
 export interface RecordRoutingComponents {
@@ -26,13 +26,6 @@ export interface RecordRoutingComponents {
   logger: Logger
   /** Fires when the node stops; aborts every operation in flight. */
   shutdown: AbortSignal
-}
-
-/** Outcome of a put: the peers that confirmed they store the record, and those that failed. */
-export interface PutRecordResult {
-  key: Uint8Array
-  successes: string[]
-  failures: Array<{ peerId: string, error: Error }>
 }
 
 /** Record routing over kad-dht. */

@@ -15,6 +15,8 @@ export interface NodeStatus {
   addresses: string[]
   /** Peer ids of the peers the node has an open connection to. */
   peers: string[]
+  /** Peers in the DHT routing table (0 while stopped). */
+  dhtPeers: number
   /** Number of storage shards of the data dir (0 while storage is closed). */
   shards: number
   /** Talaria version (package.json). */
@@ -72,6 +74,13 @@ export interface PublishResult {
   recipients: string[]
 }
 
+/** Outcome of a put: the peers that confirmed they store the record, and those that failed. */
+export interface PutRecordResult {
+  key: Uint8Array
+  successes: string[]
+  failures: Array<{ peerId: string, error: Error }>
+}
+
 /** Events of a node, name → payload. */
 export interface TalariaNodeEvents {
   /** A first connection to a peer opened. */
@@ -111,6 +120,8 @@ export interface TalariaNode {
   status(): NodeStatus
   /** Validates a signed record locally, then stores it on the DHT peers closest to its key. */
   putRecord(recordBytes: Uint8Array, opts?: AbortOptions): Promise<void>
+  /** Like putRecord, and reports which peers confirmed the store and which failed. */
+  putRecordWithResult(recordBytes: Uint8Array, opts?: AbortOptions): Promise<PutRecordResult>
   /** The best valid record for `key` found through the DHT. */
   getRecord(key: Uint8Array, opts?: GetRecordOptions): Promise<SignedRecord>
   /** Locates a peer's addresses through the DHT. */

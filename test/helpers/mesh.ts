@@ -5,12 +5,21 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createNode, type TalariaNode, type TalariaNodeInit } from '../../node/index.js'
+import { createNode, type TalariaNode, type TalariaNodeEvents, type TalariaNodeInit } from '../../node/index.js'
 
 /** Default deadline of {@link waitFor} and {@link waitUntil}, in milliseconds. */
 export const DEFAULT_WAIT_MS = 20_000
 /** Interval of {@link waitUntil}'s polling, in milliseconds. */
 export const POLL_INTERVAL_MS = 25
+
+const dataDirs = new WeakMap<TalariaNode, string>()
+
+/** The data dir {@link startMesh} made for `node` (to restart a node on it). */
+export function meshDataDir (node: TalariaNode): string {
+  const dir = dataDirs.get(node)
+  if (dir === undefined) throw new Error(`node ${node.peerId} was not started by startMesh`)
+  return dir
+}
 
 /** Options of {@link startMesh}. */
 export interface MeshOptions {
@@ -70,6 +79,7 @@ export async function startMesh (n: number, opts: MeshOptions = {}): Promise<[Ta
       }
       const node = await createNode(init)
       nodes.push(node)
+      dataDirs.set(node, dir)
       await node.start()
     }
     const first = nodes[0]
@@ -99,10 +109,10 @@ export interface Subscribable<Events> {
 
 /**
  * Resolves with the first `event` payload that satisfies `predicate`; rejects after `timeoutMs`.
- * Subscribe before triggering what emits the event.
+ * Subscribe before triggering what emits the event. `Events` defaults to a node's event map.
  */
-export async function waitFor<Events, E extends keyof Events> (
-  emitter: Subscribable<Events>,
+export async function waitFor<Events = TalariaNodeEvents, E extends keyof Events = keyof Events> (
+  emitter: NoInfer<Subscribable<Events>>,
   event: E,
   predicate: (payload: Events[E]) => boolean = () => true,
   timeoutMs = DEFAULT_WAIT_MS

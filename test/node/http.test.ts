@@ -28,6 +28,7 @@ describe('node HTTP server', () => {
     assert.ok((body.addresses as string[]).every((addr) => addr.startsWith('/ip4/127.0.0.1/') && addr.endsWith(`/p2p/${b.peerId}`)))
     assert.deepEqual(body.peers, [a.peerId])
     assert.equal(body.shards, 2)
+    assert.equal(typeof body.dhtPeers, 'number')
     assert.equal(body.version, '0.1.0')
     assert.equal(body.role, 'node')
     assert.equal(typeof body.uptimeSeconds, 'number')

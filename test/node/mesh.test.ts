@@ -20,6 +20,10 @@ describe(`a ${MESH_SIZE}-node mesh on 127.0.0.1`, () => {
 
   before(async () => {
     [nodes, closeAll] = await startMesh(MESH_SIZE)
+    // routing tables fill after identify; lookups are only meaningful once the hub knows everyone
+    const hub = nodes[0]!
+    await waitUntil(() => hub.status().dhtPeers >= MESH_SIZE - 1 && nodes.every((n) => n.status().dhtPeers >= 1),
+      { what: 'every node is in the DHT routing tables' })
   })
   after(async () => { await closeAll() })
 
