@@ -21,6 +21,7 @@ import { canonicalEncode, decodeValue, encodeValue, expectArray, expectBytes, ex
 import { defaultCrypto } from './crypto/index.js'
 import type { CryptoProvider } from './crypto/provider.js'
 import { ProtocolError } from './errors.js'
+import type { PreKeyBundle } from './e2e/x3dh.js'
 import { certificateFromWire, certificateToWire, verifyDeviceCertificate, type DeviceCertificate, type DeviceList, deviceListFromWire, deviceListToWire } from './identity.js'
 import { groupIdFromGenesis, parseDeviceId, parseGroupId, parseUserId, userIdFromKey, type DeviceId, type UserId } from './ids.js'
 import {
@@ -306,33 +307,39 @@ export function decodeDevicesPayload (bytes: Uint8Array): DeviceList {
 /** A one-time prekey. */
 export interface OneTimePrekey { id: number, key: Uint8Array }
 
-/** A device's published X3DH prekey bundle. */
+/**
+ * A device's published X3DH prekeys. The signed prekey's signature is the E2E layer's
+ * (`generateSignedPreKey` in protocol/e2e/x3dh.ts, checked by `verifyPreKeyBundle`): it binds the
+ * prekey to the device's X25519 identity key under the device's Ed25519 key.
+ */
 export interface PrekeyBundle {
   /** The device's X25519 identity key (as in its certificate). */
   identityKey: Uint8Array
   signedPrekey: {
     id: number
     key: Uint8Array
-    /** Ed25519 signature by the device signing key over {@link signedPrekeySigningBytes}. */
     sig: Uint8Array
   }
+  /** One-time prekeys an initiator may pick from; each should be used once. */
   oneTimePrekeys: OneTimePrekey[]
 }
 
-/** The canonical bytes the signed prekey signature covers. */
-export function signedPrekeySigningBytes (deviceId: string, id: number, key: Uint8Array): Uint8Array {
-  return canonicalEncode(['talaria/signed-prekey/v1', deviceId, id, key])
-}
-
-/** Signs a prekey with the device's Ed25519 key. */
-export function signPrekey (deviceId: string, signingSeed: Uint8Array, id: number, key: Uint8Array, crypto: CryptoProvider = defaultCrypto): Uint8Array {
-  return crypto.ed25519Sign(signingSeed, signedPrekeySigningBytes(deviceId, id, key))
-}
-
-/** True when the bundle's signed prekey is signed by the given device key. */
-export function verifySignedPrekey (deviceId: string, signingKey: Uint8Array, bundle: PrekeyBundle, crypto: CryptoProvider = defaultCrypto): boolean {
-  const sp = bundle.signedPrekey
-  return crypto.ed25519Verify(signingKey, signedPrekeySigningBytes(deviceId, sp.id, sp.key), sp.sig)
+/**
+ * The E2E layer's view of a published bundle, for `x3dhInitiate`: the device signing key comes
+ * from the record's certificate, and at most one one-time prekey is picked (index `oneTimeIndex`,
+ * none when out of range).
+ */
+export function toX3dhBundle (payload: PrekeyBundle, signingKey: Uint8Array, oneTimeIndex = 0): PreKeyBundle {
+  const bundle: PreKeyBundle = {
+    signingKey,
+    identityKey: payload.identityKey,
+    signedPreKeyId: payload.signedPrekey.id,
+    signedPreKey: payload.signedPrekey.key,
+    signedPreKeySignature: payload.signedPrekey.sig
+  }
+  const otp = payload.oneTimePrekeys[oneTimeIndex]
+  if (otp !== undefined) bundle.oneTimePreKey = { id: otp.id, publicKey: otp.key }
+  return bundle
 }
 
 const MAX_PREKEY_ID = 0xffffffff
@@ -347,7 +354,7 @@ export function encodePrekeyPayload (b: PrekeyBundle): Uint8Array {
   })
 }
 
-/** Decodes and validates a prekey bundle payload (structure; verifySignedPrekey checks the signature). */
+/** Decodes and validates a prekey bundle payload (structure; see toX3dhBundle for the signature). */
 export function decodePrekeyPayload (bytes: Uint8Array): PrekeyBundle {
   const o = expectObject(decodeValue(bytes, MAX_RECORD_PAYLOAD_BYTES), 'prekeys')
   expectVersion(o, 'prekeys', PAYLOAD_FORMAT_VERSION)

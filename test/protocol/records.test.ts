@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
+import { generateSignedPreKey, verifyPreKeyBundle } from '../../protocol/e2e/index.js'
 import {
   certifyDevice, createDevice, createDeviceList, createGroupGenesis, createUserIdentity, decodeDevicesPayload,
   decodeGroupRecordPayload, decodeLocationPayload, decodePrekeyPayload, decodeProfilePayload, decodeRecord,
   encodeDevicesPayload, encodeGroupRecordPayload, encodeLocationPayload, encodePrekeyPayload, encodeProfilePayload,
   encodeValue, groupGenesisBytes, groupIdFromGenesis, isErrorCode, MAX_RECORD_LIFETIME_MS, parseRecordKey, ProtocolError,
-  recordKey, selectRecord, signPrekey, signRecord, utf8Encode, validateRecord, verifyDeviceList, verifySignedPrekey,
+  recordKey, selectRecord, signRecord, toX3dhBundle, utf8Encode, validateRecord, verifyDeviceList,
   type RecordInit, type RecordKind
 } from '../../protocol/index.js'
 
@@ -126,18 +127,22 @@ describe('validateRecord', () => {
   })
 
   test('prekeys record: device-signed with its certificate; bundle signature checks', () => {
-    const spk = new Uint8Array(32).fill(7)
+    const keys = { signingPrivateKey: phone.signingSeed, signingPublicKey: phone.signingPublicKey, identityPrivateKey: phone.exchangePrivateKey, identityPublicKey: phone.exchangePublicKey }
+    const spk = generateSignedPreKey(keys, 1)
     const bundle = {
       identityKey: phone.exchangePublicKey,
-      signedPrekey: { id: 1, key: spk, sig: signPrekey(phone.deviceId, phone.signingSeed, 1, spk) },
+      signedPrekey: { id: 1, key: spk.publicKey, sig: spk.signature },
       oneTimePrekeys: [{ id: 10, key: new Uint8Array(32).fill(9) }]
     }
     const value = signRecord(init('prekeys', phone.deviceId, 1, encodePrekeyPayload(bundle)), phoneSigner, { now: NOW })
     const r = validateRecord(recordKey('prekeys', phone.deviceId), value, { now: NOW })
     const decoded = decodePrekeyPayload(r.payload)
     assert.deepEqual(decoded, bundle)
-    assert.equal(verifySignedPrekey(phone.deviceId, phone.signingPublicKey, decoded), true)
-    assert.equal(verifySignedPrekey(phone.deviceId, bob.rootPublicKey, decoded), false)
+    const x3dh = toX3dhBundle(decoded, r.cert!.signingKey)
+    assert.equal(x3dh.oneTimePreKey?.id, 10)
+    verifyPreKeyBundle(x3dh)
+    assert.throws(() => verifyPreKeyBundle(toX3dhBundle(decoded, bob.rootPublicKey)), (err) => isErrorCode(err, 'ERR_BAD_SIGNATURE'))
+    assert.equal(toX3dhBundle(decoded, phone.signingPublicKey, 5).oneTimePreKey, undefined)
     // root-signed without a certificate cannot say which device it speaks for
     const rootValue = signRecord(init('prekeys', phone.deviceId), rootSigner, { now: NOW })
     assert.equal(code(() => validateRecord(recordKey('prekeys', phone.deviceId), rootValue, { now: NOW })), 'ERR_NOT_AUTHORIZED')
