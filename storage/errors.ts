@@ -5,26 +5,28 @@
  */
 import { TalariaError } from '../protocol/errors.js'
 
-/** Codes of failures raised by the storage layer. Stable: documented in docs/STORAGE.md. */
-export type StorageErrorCode =
-  /** The data dir was written by a newer Talaria (its schema version is higher than ours). */
-  | 'ERR_SCHEMA_NEWER'
-  /** The data dir has an older schema version and no migration exists for it. */
-  | 'ERR_SCHEMA_OLDER'
-  /** The meta file is missing while shards exist, unreadable, or not a valid meta record. */
-  | 'ERR_DATA_DIR_CORRUPT'
-  /** Another process or instance holds the LevelDB lock of a shard. */
-  | 'ERR_LOCKED'
-  /** A key or value exceeds the configured maximum size; nothing was written. */
-  | 'ERR_TOO_LARGE'
-  /** The storage (or engine) is closed or closing. */
-  | 'ERR_CLOSED'
-  /** A stored value could not be decoded or does not have the expected shape. */
-  | 'ERR_CORRUPT'
-  /** An argument is out of range or of the wrong shape (for example a negative seq). */
-  | 'ERR_INVALID_ARGUMENT'
-  /** The engine failed to read or write (disk full, I/O error); see `cause`. */
-  | 'ERR_IO'
+/**
+ * Every code the storage layer raises. Stable, and documented in docs/STORAGE.md (a test keeps the
+ * two in agreement): ERR_SCHEMA_NEWER / ERR_SCHEMA_OLDER (data dir schema newer / older, no
+ * migration), ERR_DATA_DIR_CORRUPT (meta file invalid or missing beside shards), ERR_LOCKED (shard
+ * lock held elsewhere), ERR_TOO_LARGE (key or value over its limit, nothing written), ERR_CLOSED
+ * (after close), ERR_CORRUPT (stored value does not decode), ERR_INVALID_ARGUMENT (bad argument),
+ * ERR_IO (engine read/write failure, see `cause`).
+ */
+export const STORAGE_ERROR_CODES = [
+  'ERR_SCHEMA_NEWER',
+  'ERR_SCHEMA_OLDER',
+  'ERR_DATA_DIR_CORRUPT',
+  'ERR_LOCKED',
+  'ERR_TOO_LARGE',
+  'ERR_CLOSED',
+  'ERR_CORRUPT',
+  'ERR_INVALID_ARGUMENT',
+  'ERR_IO'
+] as const
+
+/** A code of {@link STORAGE_ERROR_CODES}. */
+export type StorageErrorCode = typeof STORAGE_ERROR_CODES[number]
 
 /** A failure of the storage layer. */
 export class StorageError extends TalariaError {

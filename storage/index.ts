@@ -6,7 +6,7 @@ export { openStorage, DEFAULT_SHARDS, DEFAULT_ENGINE, DEFAULT_SWEEP_INTERVAL_MS,
 export type { Storage, StorageInit, StorageStats } from './storage.js'
 export { STORAGE_SCHEMA_VERSION, META_FILE, MAX_SHARDS } from './meta.js'
 export type { StorageMeta } from './meta.js'
-export { StorageError } from './errors.js'
+export { StorageError, STORAGE_ERROR_CODES } from './errors.js'
 export type { StorageErrorCode } from './errors.js'
 export { shardIndex } from './partition.js'
 export { Bucket } from './buckets.js'
