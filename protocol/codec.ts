@@ -46,78 +46,75 @@ function malformed (message: string, cause?: unknown): ProtocolError {
   return new ProtocolError('ERR_MALFORMED', message, cause === undefined ? undefined : { cause })
 }
 
+// Stack of the prescan: items left in each open container (map entries count twice, key and
+// value), and whether it is a map. Module-level and fixed-size: the walk runs on every decode.
+const scanRemaining = new Float64Array(MAX_NESTING_DEPTH + 1)
+const scanIsMap = new Uint8Array(MAX_NESTING_DEPTH + 1)
+
 /**
  * Walks one complete MessagePack value starting at 0 and checks that it ends exactly at the end of
- * `b`. Iterative, with an explicit stack of remaining item counts, so hostile nesting cannot
- * overflow the call stack; every step advances by at least one byte, so the walk is linear.
+ * `b`. Iterative, with an explicit bounded stack, so hostile nesting cannot overflow the call
+ * stack; every step advances by at least one byte, so the walk is linear in the input.
  */
 function prescan (b: Uint8Array): void {
-  const remaining: number[] = []
-  const inMap: boolean[] = []
-  let pos = 0
   const end = b.length
-  const need = (n: number): void => {
-    if (n > end - pos) throw malformed('truncated MessagePack data')
-  }
-  const u16 = (): number => (b[pos]! << 8) | b[pos + 1]!
-  const u32 = (): number => ((b[pos]! * 0x1000000) + ((b[pos + 1]! << 16) | (b[pos + 2]! << 8) | b[pos + 3]!))
-  let first = true
-  while (first || remaining.length > 0) {
-    first = false
-    need(1)
-    const depth = remaining.length
+  let pos = 0
+  let depth = 0
+  do {
+    if (pos >= end) throw malformed('truncated MessagePack data')
     const top = depth - 1
-    const expectKey = depth > 0 && inMap[top] === true && (remaining[top]! % 2 === 0)
-    if (depth > 0) remaining[top] = remaining[top]! - 1
+    const expectKey = depth > 0 && scanIsMap[top] === 1 && scanRemaining[top]! % 2 === 0
     const t = b[pos++]!
-    let container = -1
-    let isMap = false
+    let container = 0
+    let isMap = 0
+    let skip = 0
     let isString = false
     if (t <= 0x7f || t >= 0xe0) {
       // fixint
     } else if (t <= 0x8f) {
-      container = (t & 0x0f) * 2; isMap = true
+      container = (t & 0x0f) * 2; isMap = 1
     } else if (t <= 0x9f) {
       container = t & 0x0f
     } else if (t <= 0xbf) {
-      isString = true; need(t & 0x1f); pos += t & 0x1f
+      isString = true; skip = t & 0x1f
     } else {
+      // the length fields below may read past the end: they then yield undefined → NaN, and the
+      // bounds check after the switch rejects it
       switch (t) {
         case 0xc0: case 0xc2: case 0xc3: break
-        case 0xc4: need(1); { const n = b[pos]!; pos += 1; need(n); pos += n } break
-        case 0xc5: need(2); { const n = u16(); pos += 2; need(n); pos += n } break
-        case 0xc6: need(4); { const n = u32(); pos += 4; need(n); pos += n } break
-        case 0xca: need(4); pos += 4; break
-        case 0xcb: need(8); pos += 8; break
-        case 0xcc: case 0xd0: need(1); pos += 1; break
-        case 0xcd: case 0xd1: need(2); pos += 2; break
-        case 0xce: case 0xd2: need(4); pos += 4; break
-        case 0xcf: case 0xd3: need(8); pos += 8; break
-        case 0xd9: need(1); { const n = b[pos]!; pos += 1; need(n); pos += n } isString = true; break
-        case 0xda: need(2); { const n = u16(); pos += 2; need(n); pos += n } isString = true; break
-        case 0xdb: need(4); { const n = u32(); pos += 4; need(n); pos += n } isString = true; break
-        case 0xdc: need(2); container = u16(); pos += 2; break
-        case 0xdd: need(4); container = u32(); pos += 4; break
-        case 0xde: need(2); container = u16() * 2; isMap = true; pos += 2; break
-        case 0xdf: need(4); container = u32() * 2; isMap = true; pos += 4; break
+        case 0xc4: skip = 1 + b[pos]!; break
+        case 0xc5: skip = 2 + ((b[pos]! << 8) | b[pos + 1]!); break
+        case 0xc6: skip = 4 + (b[pos]! * 0x1000000 + ((b[pos + 1]! << 16) | (b[pos + 2]! << 8) | b[pos + 3]!)); break
+        case 0xd9: skip = 1 + b[pos]!; isString = true; break
+        case 0xda: skip = 2 + ((b[pos]! << 8) | b[pos + 1]!); isString = true; break
+        case 0xdb: skip = 4 + (b[pos]! * 0x1000000 + ((b[pos + 1]! << 16) | (b[pos + 2]! << 8) | b[pos + 3]!)); isString = true; break
+        case 0xcc: case 0xd0: skip = 1; break
+        case 0xcd: case 0xd1: skip = 2; break
+        case 0xca: case 0xce: case 0xd2: skip = 4; break
+        case 0xcb: case 0xcf: case 0xd3: skip = 8; break
+        case 0xdc: container = (b[pos]! << 8) | b[pos + 1]!; skip = 2; break
+        case 0xdd: container = b[pos]! * 0x1000000 + ((b[pos + 1]! << 16) | (b[pos + 2]! << 8) | b[pos + 3]!); skip = 4; break
+        case 0xde: container = ((b[pos]! << 8) | b[pos + 1]!) * 2; isMap = 1; skip = 2; break
+        case 0xdf: container = (b[pos]! * 0x1000000 + ((b[pos + 1]! << 16) | (b[pos + 2]! << 8) | b[pos + 3]!)) * 2; isMap = 1; skip = 4; break
         default:
           // 0xc1 (never used) and 0xc7-0xc9, 0xd4-0xd8 (extensions)
           throw malformed(`MessagePack type 0x${t.toString(16)} is not allowed`)
       }
     }
+    if (!(skip <= end - pos)) throw malformed('truncated MessagePack data')
+    pos += skip
     if (expectKey && !isString) throw malformed('map key is not a string')
+    if (depth > 0) scanRemaining[top] = scanRemaining[top]! - 1
     if (container > 0) {
       // each item takes at least one byte: a count beyond what is left is a lie, reject it early
-      if (container > end - pos) throw malformed('truncated MessagePack data')
-      if (depth + 1 > MAX_NESTING_DEPTH) throw malformed('MessagePack nesting too deep')
-      remaining.push(container)
-      inMap.push(isMap)
+      if (!(container <= end - pos)) throw malformed('truncated MessagePack data')
+      if (depth >= MAX_NESTING_DEPTH) throw malformed('MessagePack nesting too deep')
+      scanRemaining[depth] = container
+      scanIsMap[depth] = isMap
+      depth++
     }
-    while (remaining.length > 0 && remaining[remaining.length - 1] === 0) {
-      remaining.pop()
-      inMap.pop()
-    }
-  }
+    while (depth > 0 && scanRemaining[depth - 1] === 0) depth--
+  } while (depth > 0)
   if (pos !== end) throw malformed('trailing bytes after MessagePack value')
 }
 
@@ -174,6 +171,11 @@ class Writer {
 
 const writer = new Writer()
 
+function isAscii (s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false
+  return true
+}
+
 function writeCanonical (w: Writer, v: CanonicalValue): void {
   if (v === null) { w.byte(0xc0); return }
   if (v === false) { w.byte(0xc2); return }
@@ -185,6 +187,14 @@ function writeCanonical (w: Writer, v: CanonicalValue): void {
     return
   }
   if (typeof v === 'string') {
+    // ids and tags are ASCII: write them directly, skipping an encoder call and an allocation
+    if (v.length <= 0xff && isAscii(v)) {
+      if (v.length <= 31) w.byte(0xa0 | v.length)
+      else { w.byte(0xd9); w.byte(v.length) }
+      w.reserve(v.length)
+      for (let i = 0; i < v.length; i++) w.buf[w.pos++] = v.charCodeAt(i)
+      return
+    }
     const s = textEncoder.encode(v)
     if (s.length <= 31) w.byte(0xa0 | s.length)
     else if (s.length <= 0xff) { w.byte(0xd9); w.byte(s.length) } else if (s.length <= 0xffff) { w.byte(0xda); w.u16(s.length) } else { w.byte(0xdb); w.u32(s.length) }

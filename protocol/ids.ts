@@ -7,7 +7,7 @@
  * offline against the key that hashes to it. 160 bits keep second preimages out of reach while the
  * id stays 33 characters long. Message ids are 16 random bytes.
  */
-import { concatBytes, fromBase32, toBase32, utf8Encode } from './bytes.js'
+import { concatBytes, toBase32, utf8Encode } from './bytes.js'
 import { defaultCrypto } from './crypto/index.js'
 import type { CryptoProvider } from './crypto/provider.js'
 import { ProtocolError } from './errors.js'
@@ -93,38 +93,52 @@ export function deviceIdMatchesKey (deviceId: string, signingPublicKey: Uint8Arr
   return deviceIdFromKey(signingPublicKey, crypto) === deviceId
 }
 
-function checkFormat (value: unknown, prefix: string, length: number, what: string): string {
+const B32_ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567'
+const B32_VALUE = new Int8Array(128).fill(-1)
+for (let i = 0; i < B32_ALPHABET.length; i++) B32_VALUE[B32_ALPHABET.charCodeAt(i)] = i
+
+/**
+ * Format check without decoding (ids are parsed on every envelope): the prefix, the length, the
+ * base32 alphabet, and zero padding bits in the last character (`padBits`), so that every id has
+ * exactly one spelling.
+ */
+function checkFormat (value: unknown, prefix: string, length: number, padBits: number, what: string): string {
   if (typeof value !== 'string') throw new ProtocolError('ERR_MALFORMED', `${what}: expected a string`)
   if (value.length !== length || value[0] !== prefix) throw new ProtocolError('ERR_MALFORMED', `${what}: bad length or prefix`)
-  // strict base32 decoding rejects foreign characters and non-canonical trailing bits
-  fromBase32(value.slice(1))
+  let v = 0
+  for (let i = 1; i < length; i++) {
+    const c = value.charCodeAt(i)
+    v = c < 128 ? B32_VALUE[c]! : -1
+    if (v < 0) throw new ProtocolError('ERR_MALFORMED', `${what}: invalid character`)
+  }
+  if ((v & ((1 << padBits) - 1)) !== 0) throw new ProtocolError('ERR_MALFORMED', `${what}: non-canonical encoding`)
   return value
 }
 
 /** Validates the format of a user id (not that a key exists for it). Throws ERR_MALFORMED. */
 export function parseUserId (value: unknown): UserId {
-  return checkFormat(value, 'u', HASH_ID_LENGTH, 'user id') as UserId
+  return checkFormat(value, 'u', HASH_ID_LENGTH, 0, 'user id') as UserId
 }
 
 /** Validates the format of a device id. Throws ERR_MALFORMED. */
 export function parseDeviceId (value: unknown): DeviceId {
-  return checkFormat(value, 'd', HASH_ID_LENGTH, 'device id') as DeviceId
+  return checkFormat(value, 'd', HASH_ID_LENGTH, 0, 'device id') as DeviceId
 }
 
 /** Validates the format of a group id. Throws ERR_MALFORMED. */
 export function parseGroupId (value: unknown): GroupId {
-  return checkFormat(value, 'g', HASH_ID_LENGTH, 'group id') as GroupId
+  return checkFormat(value, 'g', HASH_ID_LENGTH, 0, 'group id') as GroupId
 }
 
 /** Validates the format of a message id. Throws ERR_MALFORMED. */
 export function parseMessageId (value: unknown): MessageId {
-  return checkFormat(value, 'm', MESSAGE_ID_LENGTH, 'message id') as MessageId
+  return checkFormat(value, 'm', MESSAGE_ID_LENGTH, 2, 'message id') as MessageId
 }
 
 /** Validates the format of a conversation id: a direct one ('c…') or a group id ('g…'). */
 export function parseConversationId (value: unknown): ConversationId {
   if (typeof value === 'string' && value[0] === 'g') return parseGroupId(value) as string as ConversationId
-  return checkFormat(value, 'c', HASH_ID_LENGTH, 'conversation id') as ConversationId
+  return checkFormat(value, 'c', HASH_ID_LENGTH, 0, 'conversation id') as ConversationId
 }
 
 /** True for a well-formed user id. */
