@@ -201,6 +201,18 @@ export function decodeHeader (bytes: Uint8Array): RatchetHeader {
   }
 }
 
+/**
+ * The encoded header the next `ratchetEncrypt` on this session will use, without changing the
+ * session: for callers whose AD covers the header (the 1:1 envelope's associated data does).
+ * Throws ERR_BAD_KEY when the session cannot send yet.
+ */
+export function nextHeader (session: RatchetSession): Uint8Array {
+  if (session.sendChainKey === undefined) {
+    throw new ProtocolError('ERR_BAD_KEY', 'session has no sending chain until the first message is received')
+  }
+  return encodeHeader({ dh: session.dhSelf.publicKey, pn: session.prevSendN, n: session.sendN })
+}
+
 /** AEAD associated data: u16 BE len(AD) || AD || encoded header || caller AD. */
 function messageAad (associatedData: Uint8Array, header: Uint8Array, callerAd: Uint8Array): Uint8Array {
   const prefix = Uint8Array.of((associatedData.length >>> 8) & 0xff, associatedData.length & 0xff)
@@ -213,12 +225,10 @@ function messageAad (associatedData: Uint8Array, header: Uint8Array, callerAd: U
  * Throws ERR_BAD_KEY when the session cannot send yet (a responder that has not heard first).
  */
 export function ratchetEncrypt (session: RatchetSession, plaintext: Uint8Array, callerAd: Uint8Array = EMPTY, crypto: CryptoProvider = defaultCrypto): RatchetMessage {
-  if (session.sendChainKey === undefined) {
-    throw new ProtocolError('ERR_BAD_KEY', 'session has no sending chain until the first message is received')
-  }
   if (session.sendN >= 0xffffffff) throw new ProtocolError('ERR_TOO_LARGE', 'sending chain exhausted')
-  const { chainKey, messageKey } = kdfChain(crypto, session.sendChainKey)
-  const header = encodeHeader({ dh: session.dhSelf.publicKey, pn: session.prevSendN, n: session.sendN })
+  const header = nextHeader(session)
+  // nextHeader has thrown if there is no sending chain
+  const { chainKey, messageKey } = kdfChain(crypto, session.sendChainKey as Uint8Array)
   const { key, nonce } = expandMessageKey(crypto, messageKey, MESSAGE_KEY_INFO_BYTES)
   const ciphertext = crypto.aeadSeal(key, nonce, plaintext, messageAad(session.associatedData, header, callerAd))
   session.sendChainKey = chainKey

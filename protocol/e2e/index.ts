@@ -45,6 +45,7 @@ export {
   createResponderSession,
   encodeHeader,
   decodeHeader,
+  nextHeader,
   ratchetEncrypt,
   ratchetDecrypt,
   serializeSession,
