@@ -13,8 +13,9 @@ export { concatBytes, bytesEqual, toHex, utf8 }
 export const KEY_LENGTH = 32
 /** Length of an Ed25519 signature. */
 export const SIGNATURE_LENGTH = 64
-/** ChaCha20-Poly1305 key and nonce lengths (RFC 8439). */
+/** ChaCha20-Poly1305 key length (RFC 8439). */
 export const AEAD_KEY_LENGTH = 32
+/** ChaCha20-Poly1305 nonce length (RFC 8439). */
 export const AEAD_NONCE_LENGTH = 12
 /** Poly1305 tag appended to every ciphertext. */
 export const AEAD_TAG_LENGTH = 16
