@@ -15,20 +15,27 @@ export class TalariaError extends Error {
   }
 }
 
+/**
+ * Codes of failures raised while decoding, validating or verifying protocol data, as a runtime
+ * list so docs/PROTOCOL.md can be checked against it. Codes are stable: never renamed or reused.
+ */
+export const PROTOCOL_ERROR_CODES = [
+  'ERR_TOO_LARGE',
+  'ERR_MALFORMED',
+  'ERR_UNSUPPORTED_VERSION',
+  'ERR_BAD_SIGNATURE',
+  'ERR_EXPIRED',
+  'ERR_STALE',
+  'ERR_KEY_MISMATCH',
+  'ERR_DECRYPT',
+  'ERR_REPLAY',
+  'ERR_TOO_MANY_SKIPPED',
+  'ERR_BAD_KEY',
+  'ERR_NOT_AUTHORIZED'
+] as const
+
 /** Codes of failures raised while decoding, validating or verifying protocol data. */
-export type ProtocolErrorCode =
-  | 'ERR_TOO_LARGE'
-  | 'ERR_MALFORMED'
-  | 'ERR_UNSUPPORTED_VERSION'
-  | 'ERR_BAD_SIGNATURE'
-  | 'ERR_EXPIRED'
-  | 'ERR_STALE'
-  | 'ERR_KEY_MISMATCH'
-  | 'ERR_DECRYPT'
-  | 'ERR_REPLAY'
-  | 'ERR_TOO_MANY_SKIPPED'
-  | 'ERR_BAD_KEY'
-  | 'ERR_NOT_AUTHORIZED'
+export type ProtocolErrorCode = typeof PROTOCOL_ERROR_CODES[number]
 
 /** A protocol-level failure: bad bytes, a bad signature, a failed decryption. */
 export class ProtocolError extends TalariaError {

@@ -235,6 +235,22 @@ export function validateRecord (key: Uint8Array, value: Uint8Array, opts: Valida
 }
 
 /**
+ * Orders two records of the same key: positive when `a` is newer than `b` (higher seq, then later
+ * issuedAt), negative when older, 0 when neither.
+ */
+export function compareRecords (a: Pick<SignedRecord, 'seq' | 'issuedAt'>, b: Pick<SignedRecord, 'seq' | 'issuedAt'>): number {
+  return a.seq !== b.seq ? a.seq - b.seq : a.issuedAt - b.issuedAt
+}
+
+/**
+ * For a store that already holds `current`: throws ProtocolError('ERR_STALE') unless `incoming`
+ * is strictly newer, so a replayed or older record never overwrites a newer one.
+ */
+export function assertNewerRecord (incoming: Pick<SignedRecord, 'seq' | 'issuedAt'>, current: Pick<SignedRecord, 'seq' | 'issuedAt'>): void {
+  if (compareRecords(incoming, current) <= 0) throw new ProtocolError('ERR_STALE', 'a newer or equal record is already stored')
+}
+
+/**
  * What the DHT selector calls: the index of the best value — valid ones only, highest seq, then
  * latest issuedAt, then the earliest index. Invalid values never win; when none is valid, 0.
  */
@@ -249,7 +265,7 @@ export function selectRecord (key: Uint8Array, values: Uint8Array[], opts: Valid
     } catch {
       continue
     }
-    if (r.seq > bestSeq || (r.seq === bestSeq && r.issuedAt > bestIssued)) {
+    if (best < 0 || compareRecords(r, { seq: bestSeq, issuedAt: bestIssued }) > 0) {
       best = i
       bestSeq = r.seq
       bestIssued = r.issuedAt

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { generateSignedPreKey, verifyPreKeyBundle } from '../../protocol/e2e/index.js'
 import {
-  certifyDevice, createDevice, createDeviceList, createGroupGenesis, createUserIdentity, decodeDevicesPayload,
+  assertNewerRecord, compareRecords, certifyDevice, createDevice, createDeviceList, createGroupGenesis, createUserIdentity, decodeDevicesPayload,
   decodeGroupRecordPayload, decodeLocationPayload, decodePrekeyPayload, decodeProfilePayload, decodeRecord,
   encodeDevicesPayload, encodeGroupRecordPayload, encodeLocationPayload, encodePrekeyPayload, encodeProfilePayload,
   encodeValue, groupGenesisBytes, groupIdFromGenesis, isErrorCode, MAX_RECORD_LIFETIME_MS, parseRecordKey, ProtocolError,
@@ -198,6 +198,14 @@ describe('selectRecord', () => {
   test('expired records lose to older valid ones', () => {
     const shortLived = signRecord({ ...init('profile', alice.userId, 5), expiresAt: NOW + 10 }, rootSigner, { now: NOW })
     assert.equal(selectRecord(key, [shortLived, v1], { now: NOW + 2000 }), 1)
+  })
+  test('assertNewerRecord refuses older and equal records with ERR_STALE', () => {
+    const a = decodeRecord(v1)
+    const b = decodeRecord(v2)
+    assertNewerRecord(b, a)
+    assert.equal(code(() => assertNewerRecord(a, b)), 'ERR_STALE')
+    assert.equal(code(() => assertNewerRecord(b, b)), 'ERR_STALE')
+    assert.ok(compareRecords(decodeRecord(v2later), b) > 0)
   })
   test('isErrorCode sees record codes', () => {
     try {
