@@ -9,6 +9,7 @@
  */
 import { ProtocolError } from '../errors.js'
 import type { CryptoProvider } from './provider.js'
+import { isUsableEd25519PublicKey } from './weak-keys.js'
 
 /** An opaque Node KeyObject. */
 interface KeyObject { readonly type: string }
@@ -158,7 +159,11 @@ function makeNativeProvider (c: NodeCryptoModule): CryptoProvider {
     ed25519Verify (publicKey, message, signature) {
       if (publicKey.length !== 32 || signature.length !== 64) return false
       try {
-        const key = edPublic.get(publicKey, () => c.createPublicKey({ key: withPrefix(ED25519_SPKI, publicKey), format: 'der', type: 'spki' }))
+        const key = edPublic.get(publicKey, () => {
+          // screened once per key, when its KeyObject is built; refused keys are never cached
+          if (!isUsableEd25519PublicKey(publicKey)) throw new RangeError('small-order or non-canonical Ed25519 key')
+          return c.createPublicKey({ key: withPrefix(ED25519_SPKI, publicKey), format: 'der', type: 'spki' })
+        })
         return c.verify(null, message, key, signature)
       } catch {
         // a public key that is not a curve point

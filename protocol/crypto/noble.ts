@@ -5,6 +5,7 @@ import { hmac } from '@noble/hashes/hmac.js'
 import { sha256, sha512 } from '@noble/hashes/sha2.js'
 import { ProtocolError } from '../errors.js'
 import type { CryptoProvider } from './provider.js'
+import { isUsableEd25519PublicKey } from './weak-keys.js'
 
 const EMPTY = new Uint8Array(0)
 
@@ -28,9 +29,10 @@ export const nobleCrypto: CryptoProvider = {
   ed25519PublicKey: (seed) => ed25519.getPublicKey(seed),
   ed25519Sign: (seed, message) => ed25519.sign(message, seed),
   ed25519Verify (publicKey, message, signature) {
-    if (publicKey.length !== 32 || signature.length !== 64) return false
+    if (signature.length !== 64 || !isUsableEd25519PublicKey(publicKey)) return false
     try {
-      return ed25519.verify(signature, message, publicKey)
+      // strict RFC 8032 decoding (not ZIP-215), as OpenSSL does, so both providers agree
+      return ed25519.verify(signature, message, publicKey, { zip215: false })
     } catch {
       return false
     }

@@ -179,6 +179,24 @@ describe('crypto providers', () => {
         assert.equal(p.ed25519Verify(h(v.pub), h(v.msg), new Uint8Array(65)), false)
       })
 
+      test('small-order or non-canonical Ed25519 keys verify nothing', () => {
+        const identity = new Uint8Array(32)
+        identity[0] = 1
+        const orderTwo = new Uint8Array(32).fill(0xff)
+        orderTwo[0] = 0xec
+        orderTwo[31] = 0x7f
+        // R = identity, S = 0 satisfies the verification equation for any message under these keys
+        const trivial = new Uint8Array(64)
+        trivial[0] = 1
+        for (const key of [identity, orderTwo]) {
+          assert.equal(p.ed25519Verify(key, utf8Encode('anything'), trivial), false)
+          assert.equal(p.ed25519Verify(key, new Uint8Array(0), trivial), false)
+        }
+        // y = p (non-canonical encoding of y = 0)
+        const nonCanonical = fromHex('edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f')
+        assert.equal(p.ed25519Verify(nonCanonical, utf8Encode('x'), trivial), false)
+      })
+
       test('randomBytes returns the requested length and is not constant', () => {
         assert.equal(p.randomBytes(0).length, 0)
         assert.equal(p.randomBytes(70_000).length, 70_000)
