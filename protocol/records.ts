@@ -16,12 +16,12 @@
  * Validation order, cheapest first: size → structure → key matches (kind, id) → time window →
  * signer authorised for the id (hashes only) → certificate signature → record signature.
  */
-import { toHex, utf8Decode, utf8Encode } from './bytes.js'
+import { equalBytes, toHex, utf8Decode, utf8Encode } from './bytes.js'
 import { canonicalEncode, decodeValue, encodeValue, expectArray, expectBytes, expectEnum, expectObject, expectString, expectUint, expectVersion, type WireObject } from './codec.js'
 import { defaultCrypto } from './crypto/index.js'
 import type { CryptoProvider } from './crypto/provider.js'
 import { ProtocolError } from './errors.js'
-import type { PreKeyBundle } from './e2e/x3dh.js'
+import { verifyPreKeyBundle, type PreKeyBundle } from './e2e/x3dh.js'
 import { certificateFromWire, certificateToWire, verifyDeviceCertificate, type DeviceCertificate, type DeviceList, deviceListFromWire, deviceListToWire } from './identity.js'
 import { groupIdFromGenesis, parseDeviceId, parseGroupId, parseUserId, userIdFromKey, type DeviceId, type UserId } from './ids.js'
 import {
@@ -355,6 +355,20 @@ export function toX3dhBundle (payload: PrekeyBundle, signingKey: Uint8Array, one
   }
   const otp = payload.oneTimePrekeys[oneTimeIndex]
   if (otp !== undefined) bundle.oneTimePreKey = { id: otp.id, publicKey: otp.key }
+  return bundle
+}
+
+/**
+ * The X3DH bundle of a validated `prekeys` record, fully checked: the payload's structure, its
+ * identity key against the certificate's exchange key (ERR_KEY_MISMATCH), and the signed prekey
+ * signature under the certified device key (ERR_BAD_SIGNATURE). Call validateRecord first.
+ */
+export function prekeyBundleFromRecord (r: SignedRecord, oneTimeIndex = 0, crypto: CryptoProvider = defaultCrypto): PreKeyBundle {
+  if (r.kind !== 'prekeys' || r.cert === undefined) throw new ProtocolError('ERR_MALFORMED', 'not a certified prekeys record')
+  const payload = decodePrekeyPayload(r.payload)
+  if (!equalBytes(payload.identityKey, r.cert.exchangeKey)) throw new ProtocolError('ERR_KEY_MISMATCH', 'prekey bundle identity key is not the certified exchange key')
+  const bundle = toX3dhBundle(payload, r.cert.signingKey, oneTimeIndex)
+  verifyPreKeyBundle(bundle, crypto)
   return bundle
 }
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { generateSignedPreKey, verifyPreKeyBundle } from '../../protocol/e2e/index.js'
 import {
-  assertNewerRecord, compareRecords, certifyDevice, createDevice, createDeviceList, createGroupGenesis, createUserIdentity, decodeDevicesPayload,
+  prekeyBundleFromRecord, assertNewerRecord, compareRecords, certifyDevice, createDevice, createDeviceList, createGroupGenesis, createUserIdentity, decodeDevicesPayload,
   decodeGroupRecordPayload, decodeLocationPayload, decodePrekeyPayload, decodeProfilePayload, decodeRecord,
   encodeDevicesPayload, encodeGroupRecordPayload, encodeLocationPayload, encodePrekeyPayload, encodeProfilePayload,
   encodeValue, groupGenesisBytes, groupIdFromGenesis, isErrorCode, MAX_RECORD_LIFETIME_MS, parseRecordKey, ProtocolError,
@@ -143,6 +143,10 @@ describe('validateRecord', () => {
     verifyPreKeyBundle(x3dh)
     assert.throws(() => verifyPreKeyBundle(toX3dhBundle(decoded, bob.rootPublicKey)), (err) => isErrorCode(err, 'ERR_BAD_SIGNATURE'))
     assert.equal(toX3dhBundle(decoded, phone.signingPublicKey, 5).oneTimePreKey, undefined)
+    assert.deepEqual(prekeyBundleFromRecord(r), x3dh)
+    const foreignIdentity = { ...bundle, identityKey: new Uint8Array(32).fill(3) }
+    const mismatched = signRecord(init('prekeys', phone.deviceId, 2, encodePrekeyPayload(foreignIdentity)), phoneSigner, { now: NOW })
+    assert.equal(code(() => prekeyBundleFromRecord(validateRecord(recordKey('prekeys', phone.deviceId), mismatched, { now: NOW }))), 'ERR_KEY_MISMATCH')
     // root-signed without a certificate cannot say which device it speaks for
     const rootValue = signRecord(init('prekeys', phone.deviceId), rootSigner, { now: NOW })
     assert.equal(code(() => validateRecord(recordKey('prekeys', phone.deviceId), rootValue, { now: NOW })), 'ERR_NOT_AUTHORIZED')
