@@ -9,7 +9,7 @@
  * device was revoked; whoever holds the user's device list must check it too (device-list records
  * are how peers learn of revocations).
  */
-import { toHex } from './bytes.js'
+import { equalBytes, toHex } from './bytes.js'
 import { canonicalEncode, decodeValue, encodeValue, expectArray, expectBytes, expectEnum, expectObject, expectUint, expectVersion, type WireObject } from './codec.js'
 import { defaultCrypto } from './crypto/index.js'
 import type { CryptoProvider } from './crypto/provider.js'
@@ -314,6 +314,15 @@ export function decodeDeviceList (bytes: Uint8Array): DeviceList {
 
 // ---- identity files -------------------------------------------------------------------------
 
+/** Size, structure, version and type of an identity file. */
+function openIdentityFile (bytes: Uint8Array, type: 'user' | 'device'): WireObject {
+  const what = `${type} identity`
+  const o = expectObject(decodeValue(bytes, MAX_IDENTITY_FILE_BYTES), what)
+  expectVersion(o, what, IDENTITY_FORMAT_VERSION)
+  expectEnum(o.type, `${what}.type`, [type])
+  return o
+}
+
 /** Encodes a user identity (secret material included) for storage by the application. */
 export function encodeUserIdentity (u: UserIdentity): Uint8Array {
   return encodeValue({ v: IDENTITY_FORMAT_VERSION, type: 'user', userId: u.userId, rootSeed: u.rootSeed, rootPublicKey: u.rootPublicKey, createdAt: u.createdAt })
@@ -324,16 +333,14 @@ export function encodeUserIdentity (u: UserIdentity): Uint8Array {
  * so a corrupted file is caught on load rather than when its signatures start failing.
  */
 export function decodeUserIdentity (bytes: Uint8Array, crypto: CryptoProvider = defaultCrypto): UserIdentity {
-  const o = expectObject(decodeValue(bytes, MAX_IDENTITY_FILE_BYTES), 'user identity')
-  expectVersion(o, 'user identity', IDENTITY_FORMAT_VERSION)
-  expectEnum(o.type, 'user identity.type', ['user'])
+  const o = openIdentityFile(bytes, 'user')
   const u: UserIdentity = {
     userId: parseUserId(o.userId),
     rootSeed: expectBytes(o.rootSeed, 'user identity.rootSeed', 32, 32),
     rootPublicKey: expectBytes(o.rootPublicKey, 'user identity.rootPublicKey', 32, 32),
     createdAt: expectUint(o.createdAt, 'user identity.createdAt')
   }
-  if (toHex(crypto.ed25519PublicKey(u.rootSeed)) !== toHex(u.rootPublicKey)) throw new ProtocolError('ERR_KEY_MISMATCH', 'user identity: seed does not match the public key')
+  if (!equalBytes(crypto.ed25519PublicKey(u.rootSeed), u.rootPublicKey)) throw new ProtocolError('ERR_KEY_MISMATCH', 'user identity: seed does not match the public key')
   if (userIdFromKey(u.rootPublicKey, crypto) !== u.userId) throw new ProtocolError('ERR_KEY_MISMATCH', 'user identity: user id does not match the public key')
   return u
 }
@@ -356,9 +363,7 @@ export function encodeDeviceIdentity (d: DeviceIdentity): Uint8Array {
 
 /** Decodes a device identity file and checks that its keys, id and certificate agree. */
 export function decodeDeviceIdentity (bytes: Uint8Array, crypto: CryptoProvider = defaultCrypto): DeviceIdentity {
-  const o = expectObject(decodeValue(bytes, MAX_IDENTITY_FILE_BYTES), 'device identity')
-  expectVersion(o, 'device identity', IDENTITY_FORMAT_VERSION)
-  expectEnum(o.type, 'device identity.type', ['device'])
+  const o = openIdentityFile(bytes, 'device')
   const d: DeviceIdentity = {
     deviceId: parseDeviceId(o.deviceId),
     signingSeed: expectBytes(o.signingSeed, 'device identity.signingSeed', 32, 32),
@@ -368,11 +373,11 @@ export function decodeDeviceIdentity (bytes: Uint8Array, crypto: CryptoProvider 
     createdAt: expectUint(o.createdAt, 'device identity.createdAt')
   }
   if (o.cert !== undefined) d.cert = certificateFromWire(o.cert)
-  if (toHex(crypto.ed25519PublicKey(d.signingSeed)) !== toHex(d.signingPublicKey)) throw new ProtocolError('ERR_KEY_MISMATCH', 'device identity: signing seed does not match the public key')
-  if (toHex(crypto.x25519PublicKey(d.exchangePrivateKey)) !== toHex(d.exchangePublicKey)) throw new ProtocolError('ERR_KEY_MISMATCH', 'device identity: exchange key does not match')
+  if (!equalBytes(crypto.ed25519PublicKey(d.signingSeed), d.signingPublicKey)) throw new ProtocolError('ERR_KEY_MISMATCH', 'device identity: signing seed does not match the public key')
+  if (!equalBytes(crypto.x25519PublicKey(d.exchangePrivateKey), d.exchangePublicKey)) throw new ProtocolError('ERR_KEY_MISMATCH', 'device identity: exchange key does not match')
   if (deviceIdFromKey(d.signingPublicKey, crypto) !== d.deviceId) throw new ProtocolError('ERR_KEY_MISMATCH', 'device identity: device id does not match the public key')
   if (d.cert !== undefined) {
-    if (d.cert.deviceId !== d.deviceId || toHex(d.cert.exchangeKey) !== toHex(d.exchangePublicKey)) throw new ProtocolError('ERR_KEY_MISMATCH', 'device identity: certificate is for another device')
+    if (d.cert.deviceId !== d.deviceId || !equalBytes(d.cert.exchangeKey, d.exchangePublicKey)) throw new ProtocolError('ERR_KEY_MISMATCH', 'device identity: certificate is for another device')
     verifyDeviceCertificate(d.cert, crypto)
   }
   return d
