@@ -7,6 +7,7 @@
  * exports `undefined` where that does not exist. The few Node types used are declared locally for
  * the same reason.
  */
+import { fromBase64url, toBase64url } from '../bytes.js'
 import { ProtocolError } from '../errors.js'
 import type { CryptoProvider } from './provider.js'
 import { isUsableEd25519PublicKey } from './weak-keys.js'
@@ -14,10 +15,13 @@ import { isUsableEd25519PublicKey } from './weak-keys.js'
 /** An opaque Node KeyObject. */
 interface KeyObject { readonly type: string }
 
+/** An octet-key-pair JSON Web Key (RFC 8037). */
+interface OkpJwk { kty: 'OKP', crv: 'Ed25519' | 'X25519', x: string, d?: string }
+
 /** The subset of `node:crypto` this provider uses. */
 interface NodeCryptoModule {
-  createPrivateKey(key: { key: Uint8Array, format: 'der', type: 'pkcs8' }): KeyObject
-  createPublicKey(key: KeyObject | { key: Uint8Array, format: 'der', type: 'spki' }): KeyObject & { export(options: { format: 'der', type: 'spki' }): Uint8Array }
+  createPrivateKey(key: { key: OkpJwk, format: 'jwk' }): KeyObject
+  createPublicKey(key: KeyObject | { key: OkpJwk, format: 'jwk' }): KeyObject & { export(options: { format: 'jwk' }): { x?: unknown } }
   sign(algorithm: null, data: Uint8Array, key: KeyObject): Uint8Array
   verify(algorithm: null, data: Uint8Array, key: KeyObject, signature: Uint8Array): boolean
   diffieHellman(options: { privateKey: KeyObject, publicKey: KeyObject }): Uint8Array
@@ -40,12 +44,8 @@ interface NodeCryptoModule {
   getRandomValues<T extends Uint8Array>(array: T): T
 }
 
-// DER prefixes that wrap a raw 32-byte key into PKCS#8 (private) or SPKI (public) for the
-// OIDs 1.3.101.112 (Ed25519) and 1.3.101.110 (X25519), RFC 8410.
-const ED25519_PKCS8 = Uint8Array.of(0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20)
-const ED25519_SPKI = Uint8Array.of(0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00)
-const X25519_PKCS8 = Uint8Array.of(0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20)
-const X25519_SPKI = Uint8Array.of(0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x03, 0x21, 0x00)
+/** Base64url of 32 zero bytes: the ignored `x` of a private JWK (see makeNativeProvider). */
+const JWK_PLACEHOLDER_X = 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'
 
 const EMPTY = new Uint8Array(0)
 const TAG_LENGTH = 16
@@ -57,12 +57,6 @@ function plain (b: Uint8Array): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
 }
 
-function withPrefix (prefix: Uint8Array, key: Uint8Array): Uint8Array {
-  const out = new Uint8Array(prefix.length + key.length)
-  out.set(prefix)
-  out.set(key, prefix.length)
-  return out
-}
 
 /**
  * A small bounded cache of KeyObjects keyed by the raw key bytes: building a KeyObject parses DER
@@ -107,15 +101,23 @@ function makeNativeProvider (c: NodeCryptoModule): CryptoProvider {
   const checkLength = (what: string, key: Uint8Array): void => {
     if (key.length !== 32) throw new ProtocolError('ERR_BAD_KEY', `${what} must be 32 bytes`)
   }
+  // Keys are imported as JWK, not DER: OpenSSL 3's DER decoders cost ~450 µs a key on Node 20,
+  // the JWK path ~50 µs (public keys ~14 µs), and every DH ratchet step brings fresh keys.
+  // A private JWK must carry `x`, but OpenSSL derives the public half from `d` and ignores it
+  // (the RFC vectors and the native-vs-noble property tests hold this), so a placeholder is passed.
+  const privateJwk = (crv: 'Ed25519' | 'X25519', d: Uint8Array): KeyObject =>
+    c.createPrivateKey({ key: { kty: 'OKP', crv, d: toBase64url(d), x: JWK_PLACEHOLDER_X }, format: 'jwk' })
+  const publicJwk = (crv: 'Ed25519' | 'X25519', x: Uint8Array): KeyObject =>
+    c.createPublicKey({ key: { kty: 'OKP', crv, x: toBase64url(x) }, format: 'jwk' })
   const edPriv = (seed: Uint8Array): KeyObject => {
     checkLength('Ed25519 seed', seed)
-    return edPrivate.get(seed, () => c.createPrivateKey({ key: withPrefix(ED25519_PKCS8, seed), format: 'der', type: 'pkcs8' }))
+    return edPrivate.get(seed, () => privateJwk('Ed25519', seed))
   }
   const xPriv = (key: Uint8Array): KeyObject => {
     checkLength('X25519 private key', key)
-    return xPrivate.get(key, () => c.createPrivateKey({ key: withPrefix(X25519_PKCS8, key), format: 'der', type: 'pkcs8' }))
+    return xPrivate.get(key, () => privateJwk('X25519', key))
   }
-  const rawPublic = (priv: KeyObject): Uint8Array => plain(c.createPublicKey(priv).export({ format: 'der', type: 'spki' }).subarray(12))
+  const rawPublic = (priv: KeyObject): Uint8Array => fromBase64url(String(c.createPublicKey(priv).export({ format: 'jwk' }).x))
 
   const digest = (algorithm: string, data: Uint8Array): Uint8Array =>
     plain(c.hash !== undefined ? c.hash(algorithm, data, 'buffer') : c.createHash(algorithm).update(data).digest())
@@ -162,7 +164,7 @@ function makeNativeProvider (c: NodeCryptoModule): CryptoProvider {
         const key = edPublic.get(publicKey, () => {
           // screened once per key, when its KeyObject is built; refused keys are never cached
           if (!isUsableEd25519PublicKey(publicKey)) throw new RangeError('small-order or non-canonical Ed25519 key')
-          return c.createPublicKey({ key: withPrefix(ED25519_SPKI, publicKey), format: 'der', type: 'spki' })
+          return publicJwk('Ed25519', publicKey)
         })
         return c.verify(null, message, key, signature)
       } catch {
@@ -175,7 +177,7 @@ function makeNativeProvider (c: NodeCryptoModule): CryptoProvider {
       checkLength('X25519 public key', publicKey)
       let shared: Uint8Array
       try {
-        const pub = xPublic.get(publicKey, () => c.createPublicKey({ key: withPrefix(X25519_SPKI, publicKey), format: 'der', type: 'spki' }))
+        const pub = xPublic.get(publicKey, () => publicJwk('X25519', publicKey))
         shared = plain(c.diffieHellman({ privateKey: xPriv(privateKey), publicKey: pub }))
       } catch (err) {
         // OpenSSL refuses an all-zero (low-order) result itself
