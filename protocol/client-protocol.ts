@@ -59,7 +59,12 @@ export interface ClientOps {
    * valid (`validateRecord`) and about the authenticated user or device.
    */
   publish: {
-    req: { records: Uint8Array[] }
+    /**
+     * `onDisconnect`: records the node publishes, unchanged, when this connection closes — the
+     * client pre-signs a newer location record with no entries, so its location is withdrawn
+     * even though it is gone when that happens.
+     */
+    req: { records: Uint8Array[], onDisconnect?: Uint8Array[] }
     res: { stored: number, failures: Array<{ index: number, code: string, message: string }> }
   }
   /** The signed records a sender needs to reach `user`: its device list and each active device's prekeys. */
