@@ -63,14 +63,19 @@ export async function runNode (role: NodeRole, { settings, configFile }: Resolve
   const forced = (): void => { process.exit(EXIT_FAILURE) }
   process.once('SIGINT', forced)
   process.once('SIGTERM', forced)
+  let code: number
   try {
     await node.stop()
     logger.info('stopped')
-    return EXIT_OK
+    code = EXIT_OK
   } catch (err) {
     process.stderr.write(`talaria: stop failed: ${describe(err)}\n`)
-    return EXIT_FAILURE
+    code = EXIT_FAILURE
   } finally {
     clearTimeout(deadline)
   }
+  // Everything is closed; libp2p may still hold a timer for a few seconds after stop. An unref'd
+  // timer exits now if anything still keeps the process alive, and never fires otherwise.
+  setTimeout(() => process.exit(code), 0).unref()
+  return code
 }
