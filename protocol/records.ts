@@ -9,8 +9,11 @@
  * | --------- | ---------- | ---------------------------------------------------------------- |
  * | devices   | UserId     | the user's root key (no certificate)                             |
  * | profile   | UserId     | the user's root key (no certificate)                             |
- * | location  | UserId     | the root key, or a device key with a certificate for that user   |
+ * | location  | DeviceId   | that device's key (or the root key) with a certificate for the device |
  * | prekeys   | DeviceId   | that device's key (or the root key) with a certificate for the device |
+ *
+ * Location records are per device (one entry each), so devices of one user never race to merge
+ * a shared record, and a device's location is withdrawn by its own newer, empty record.
  * | group     | GroupId    | the genesis creator (root key, or a certified device of the creator), or whoever `authorizeGroup` accepts |
  *
  * Validation order, cheapest first: size → structure → key matches (kind, id) → time window →
@@ -187,12 +190,9 @@ function authorise (r: SignedRecord, crypto: CryptoProvider, opts: ValidateRecor
       if (owner !== r.id) throw new ProtocolError('ERR_KEY_MISMATCH', 'signer is not the root key of this user')
       break
     case 'location':
-      parseUserId(r.id)
-      if (owner !== r.id) throw new ProtocolError('ERR_KEY_MISMATCH', 'signer does not speak for this user')
-      break
     case 'prekeys':
       parseDeviceId(r.id)
-      if (cert === undefined) throw notAuthorized('prekey records carry the device certificate')
+      if (cert === undefined) throw notAuthorized(`${r.kind} records carry the device certificate`)
       if (cert.deviceId !== r.id) throw new ProtocolError('ERR_KEY_MISMATCH', 'certificate is for another device')
       break
     case 'group': {
@@ -279,7 +279,10 @@ export function selectRecord (key: Uint8Array, values: Uint8Array[], opts: Valid
 /** Version of every record payload format. */
 export const PAYLOAD_FORMAT_VERSION = 1
 
-/** Where one device of a user can be reached. */
+/**
+ * Where one device can be reached. A location record (keyed by the device id) carries one entry
+ * for its device, or none when the device has gone offline.
+ */
 export interface LocationEntry {
   device: DeviceId
   /** The libp2p peer id (string form) of the node the device is connected to. */

@@ -30,8 +30,8 @@ const from = { user: user.userId, device: device.deviceId }
 const to = { user: other.userId, device: device.deviceId }
 const genesis = createGroupGenesis(user.rootPublicKey, new Uint8Array([1]), { now: NOW })
 const locationPayload = encodeLocationPayload([{ device: device.deviceId, node: '12D3KooWxyz', addrs: ['/ip4/127.0.0.1/tcp/1'], expires: NOW + 1000 }])
-const locationKey = recordKey('location', user.userId)
-const locationRecord = signRecord({ kind: 'location', id: user.userId, seq: 1, expiresAt: NOW + 3600_000, payload: locationPayload }, { seed: device.signingSeed, publicKey: device.signingPublicKey, cert }, { now: NOW })
+const locationKey = recordKey('location', device.deviceId)
+const locationRecord = signRecord({ kind: 'location', id: device.deviceId, seq: 1, expiresAt: NOW + 3600_000, payload: locationPayload }, { seed: device.signingSeed, publicKey: device.signingPublicKey, cert }, { now: NOW })
 const profileRecord = signRecord({ kind: 'profile', id: user.userId, seq: 1, expiresAt: NOW + 3600_000, payload: encodeProfilePayload({ displayName: 'A' }) }, { seed: user.rootSeed, publicKey: user.rootPublicKey }, { now: NOW })
 
 interface Target { name: string, decode: (bytes: Uint8Array) => unknown, valid: Uint8Array }

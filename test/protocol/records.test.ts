@@ -36,9 +36,9 @@ function init (kind: RecordKind, id: string, seq = 1, payload: Uint8Array = new 
 
 describe('record keys', () => {
   test('round trip', () => {
-    const key = recordKey('location', alice.userId)
-    assert.equal(new TextDecoder().decode(key), `/talaria/location/${alice.userId}`)
-    assert.deepEqual(parseRecordKey(key), { kind: 'location', id: alice.userId })
+    const key = recordKey('location', phone.deviceId)
+    assert.equal(new TextDecoder().decode(key), `/talaria/location/${phone.deviceId}`)
+    assert.deepEqual(parseRecordKey(key), { kind: 'location', id: phone.deviceId })
   })
   test('bad keys are ERR_MALFORMED', () => {
     for (const k of ['/other/location/u1', '/talaria/nope/u1', '/talaria/location/', '/talaria/location/U1', '/talaria/location', `/talaria/location/${'a'.repeat(65)}`]) {
@@ -61,8 +61,8 @@ describe('validateRecord', () => {
 
   test('device-signed location with its certificate validates', () => {
     const payload = encodeLocationPayload([{ device: phone.deviceId, node: '12D3KooWabc', addrs: ['/ip4/127.0.0.1/tcp/4001'], expires: NOW + HOUR }])
-    const value = signRecord(init('location', alice.userId, 1, payload), phoneSigner, { now: NOW })
-    const r = validateRecord(recordKey('location', alice.userId), value, { now: NOW })
+    const value = signRecord(init('location', phone.deviceId, 1, payload), phoneSigner, { now: NOW })
+    const r = validateRecord(recordKey('location', phone.deviceId), value, { now: NOW })
     assert.equal(decodeLocationPayload(r.payload)[0]?.node, '12D3KooWabc')
     assert.equal(r.cert?.deviceId, phone.deviceId)
   })
@@ -90,7 +90,7 @@ describe('validateRecord', () => {
   test('stored under another key → ERR_KEY_MISMATCH', () => {
     const value = signRecord(init('profile', alice.userId), rootSigner, { now: NOW })
     assert.equal(code(() => validateRecord(recordKey('profile', bob.userId), value, { now: NOW })), 'ERR_KEY_MISMATCH')
-    assert.equal(code(() => validateRecord(recordKey('location', alice.userId), value, { now: NOW })), 'ERR_KEY_MISMATCH')
+    assert.equal(code(() => validateRecord(recordKey('devices', alice.userId), value, { now: NOW })), 'ERR_KEY_MISMATCH')
   })
 
   test('expired → ERR_EXPIRED; too far ahead or issued in the future → ERR_MALFORMED', () => {
@@ -102,23 +102,38 @@ describe('validateRecord', () => {
     assert.equal(code(() => validateRecord(recordKey('profile', alice.userId), future, { now: NOW })), 'ERR_MALFORMED')
   })
 
-  test('device-signed location with a certificate from another user → rejected', () => {
-    const bobCertForPhone = certifyDevice(bob, phone, { now: NOW })
-    const value = signRecord(init('location', alice.userId), { seed: phone.signingSeed, publicKey: phone.signingPublicKey, cert: bobCertForPhone }, { now: NOW })
-    assert.equal(code(() => validateRecord(recordKey('location', alice.userId), value, { now: NOW })), 'ERR_KEY_MISMATCH')
+  test('location records are keyed by device id: a user id as the id → ERR_MALFORMED', () => {
+    const value = signRecord(init('location', alice.userId), phoneSigner, { now: NOW })
+    assert.equal(code(() => validateRecord(recordKey('location', alice.userId), value, { now: NOW })), 'ERR_MALFORMED')
+  })
+
+  test('location without a certificate (root key alone) → ERR_NOT_AUTHORIZED', () => {
+    const value = signRecord(init('location', phone.deviceId), rootSigner, { now: NOW })
+    assert.equal(code(() => validateRecord(recordKey('location', phone.deviceId), value, { now: NOW })), 'ERR_NOT_AUTHORIZED')
+  })
+
+  test('location signed by the root key with the device certificate validates', () => {
+    const value = signRecord(init('location', phone.deviceId), { ...rootSigner, cert: phoneCert }, { now: NOW })
+    assert.equal(validateRecord(recordKey('location', phone.deviceId), value, { now: NOW }).cert?.deviceId, phone.deviceId)
+  })
+
+  test('location of another device → ERR_KEY_MISMATCH', () => {
+    const laptop = createDevice(undefined, NOW)
+    const value = signRecord(init('location', laptop.deviceId), phoneSigner, { now: NOW })
+    assert.equal(code(() => validateRecord(recordKey('location', laptop.deviceId), value, { now: NOW })), 'ERR_KEY_MISMATCH')
   })
 
   test('device key with a certificate for another device → ERR_NOT_AUTHORIZED', () => {
     const laptop = createDevice(undefined, NOW)
-    const value = signRecord(init('location', alice.userId), { seed: laptop.signingSeed, publicKey: laptop.signingPublicKey, cert: phoneCert }, { now: NOW })
-    assert.equal(code(() => validateRecord(recordKey('location', alice.userId), value, { now: NOW })), 'ERR_NOT_AUTHORIZED')
+    const value = signRecord(init('location', phone.deviceId), { seed: laptop.signingSeed, publicKey: laptop.signingPublicKey, cert: phoneCert }, { now: NOW })
+    assert.equal(code(() => validateRecord(recordKey('location', phone.deviceId), value, { now: NOW })), 'ERR_NOT_AUTHORIZED')
   })
 
   test('a certificate with a forged root signature → ERR_BAD_SIGNATURE', () => {
     const badCert = { ...phoneCert, sig: phoneCert.sig.slice() }
     badCert.sig[0] = badCert.sig[0]! ^ 0x80
-    const value = signRecord(init('location', alice.userId), { ...phoneSigner, cert: badCert }, { now: NOW })
-    assert.equal(code(() => validateRecord(recordKey('location', alice.userId), value, { now: NOW })), 'ERR_BAD_SIGNATURE')
+    const value = signRecord(init('location', phone.deviceId), { ...phoneSigner, cert: badCert }, { now: NOW })
+    assert.equal(code(() => validateRecord(recordKey('location', phone.deviceId), value, { now: NOW })), 'ERR_BAD_SIGNATURE')
   })
 
   test('devices and profile records refuse device signers', () => {
