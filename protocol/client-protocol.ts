@@ -6,7 +6,14 @@
  * This file is the contract between the node's gateway (`node/gateway/`) and the client SDK
  * (`client/`). The frame codecs and validators live alongside it in this file.
  */
-import type { DeviceId, MessageId, UserId } from './ids.js'
+import { fromBase64url, toBase64url } from './bytes.js'
+import { canonicalEncode, decodeValue, encodeValue, expectArray, expectBytes, expectEnum, expectObject, expectString, expectUint, type WireObject } from './codec.js'
+import { TalariaError } from './errors.js'
+import { parseDeviceId, parseMessageId, parseUserId, type DeviceId, type MessageId, type UserId } from './ids.js'
+import {
+  MAX_ADDR_LENGTH, MAX_CERTIFICATE_BYTES, MAX_DEVICE_LIST_BYTES, MAX_ENVELOPE_BYTES, MAX_ERROR_CODE_LENGTH, MAX_NESTING_DEPTH,
+  MAX_PEER_ID_LENGTH, MAX_RECORD_BYTES
+} from './limits.js'
 
 /** Version carried in the challenge; a client refuses a node that speaks another. */
 export const CLIENT_PROTOCOL_VERSION = 1
@@ -162,3 +169,337 @@ export const CLIENT_ERROR_CODES = [
 
 /** A client-facing error code. */
 export type ClientErrorCode = typeof CLIENT_ERROR_CODES[number]
+
+// ---- errors ---------------------------------------------------------------------------------
+
+/**
+ * A failure reported to a client with a {@link ClientErrorCode}. The frame decoder raises it for
+ * bad frames; the gateway raises it for refused requests; the client SDK raises it for error
+ * responses. `requestId` is set when the failure belongs to one request (0 otherwise).
+ */
+export class ClientProtocolError extends TalariaError {
+  declare readonly code: ClientErrorCode
+  /** The request this failure answers, or 0 when it is not tied to one. */
+  readonly requestId: number
+  /** For rate limits: when the client may try again. */
+  readonly retryAfterMs: number | undefined
+
+  constructor (code: ClientErrorCode, message: string, options: { cause?: unknown, requestId?: number, retryAfterMs?: number } = {}) {
+    super(code, message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'ClientProtocolError'
+    this.requestId = options.requestId ?? 0
+    this.retryAfterMs = options.retryAfterMs
+  }
+
+  /** The error as it travels in a response. */
+  toBody (): ClientErrorBody {
+    const body: ClientErrorBody = { code: this.code, message: this.message }
+    if (this.retryAfterMs !== undefined) body.retryAfterMs = this.retryAfterMs
+    return body
+  }
+}
+
+/** True when `code` is one of {@link CLIENT_ERROR_CODES}. */
+export function isClientErrorCode (code: unknown): code is ClientErrorCode {
+  return typeof code === 'string' && (CLIENT_ERROR_CODES as readonly string[]).includes(code)
+}
+
+// ---- limits of the frame schema -------------------------------------------------------------
+
+/**
+ * Most items in any list inside a frame (records, envelopes, ids, addrs). A node's own limits
+ * (such as `maxEnvelopesPerSend`) are lower; this one only bounds what a decoder walks.
+ */
+export const MAX_FRAME_LIST_ITEMS = 1024
+/** Longest error message in a response, in UTF-16 code units. */
+export const MAX_CLIENT_ERROR_MESSAGE_LENGTH = 1024
+/** Longest multiaddr list in a challenge. */
+export const MAX_CHALLENGE_ADDRS = 64
+/** Length of the challenge nonce, in bytes. */
+export const AUTH_NONCE_BYTES = 32
+/**
+ * Request ids run from 1 to 2^32 - 1; a response with id 0 reports a failure that belongs to no
+ * request (a frame whose id could not be read, a connection refused).
+ */
+export const MAX_REQUEST_ID = 0xffffffff
+
+/** The request operations, as a runtime list. */
+export const CLIENT_OPS: readonly ClientOp[] = ['auth', 'publish', 'lookup', 'send', 'ack', 'ping']
+/** The event names, as a runtime list. */
+export const CLIENT_EVENTS: ReadonlyArray<keyof ClientEvents> = ['message', 'delivered']
+
+// ---- auth -----------------------------------------------------------------------------------
+
+/**
+ * The canonical bytes a device signs to authenticate: domain tag, the node's nonce, the node's
+ * peer id, the user and the device. Binding the node id means a signature captured by one node
+ * cannot be replayed to another; the fresh nonce means it cannot be replayed to the same one.
+ */
+export function authSigningBytes (nonce: Uint8Array, nodePeerId: string, user: UserId, device: DeviceId): Uint8Array {
+  return canonicalEncode(['talaria/auth/v1', nonce, nodePeerId, user, device])
+}
+
+// ---- encoding -------------------------------------------------------------------------------
+
+/** How a frame travels: `binary` is MessagePack in a binary frame, `text` is JSON in a text frame. */
+export type FrameFormat = 'binary' | 'text'
+
+/** Copies a value without `undefined` members, which MessagePack would encode as an extension. */
+function plain (v: unknown, depth: number): unknown {
+  if (typeof v !== 'object' || v === null || v instanceof Uint8Array) return v
+  if (depth > MAX_NESTING_DEPTH) throw new ClientProtocolError('ERR_BAD_FRAME', 'frame nested too deeply to encode')
+  if (Array.isArray(v)) return v.map((item) => plain(item, depth + 1))
+  const out: WireObject = {}
+  for (const [k, item] of Object.entries(v)) if (item !== undefined) out[k] = plain(item, depth + 1)
+  return out
+}
+
+function jsonReplacer (this: unknown, key: string, value: unknown): unknown {
+  // `value` has already been through toJSON (a Buffer becomes {type, data}): look at the original
+  const raw = (this as Record<string, unknown>)[key]
+  if (raw instanceof Uint8Array) return { $b: toBase64url(raw) }
+  return value
+}
+
+/**
+ * Encodes a frame: MessagePack bytes for `binary`, a JSON string for `text` (byte fields as
+ * `{ "$b": "<base64url>" }`).
+ */
+export function encodeFrame (frame: ClientFrame, format: FrameFormat): Uint8Array | string {
+  if (format === 'text') return JSON.stringify(frame, jsonReplacer)
+  return encodeValue(plain(frame, 0))
+}
+
+// ---- decoding -------------------------------------------------------------------------------
+
+function badFrame (message: string, requestId = 0, cause?: unknown): ClientProtocolError {
+  return new ClientProtocolError('ERR_BAD_FRAME', message, { requestId, ...(cause === undefined ? {} : { cause }) })
+}
+
+/** UTF-8 length of a string without encoding it. */
+function utf8Length (s: string): number {
+  let n = 0
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x80) n += 1
+    else if (c < 0x800) n += 2
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) { n += 4; i++ } else n += 3
+  }
+  return n
+}
+
+/**
+ * Turns `{ "$b": "<base64url>" }` objects back into bytes, in place, with bounded depth. An object
+ * holding a `$b` key must be exactly such a marker, so no other shape can smuggle one in.
+ */
+function reviveBytes (v: unknown, depth: number): unknown {
+  if (typeof v !== 'object' || v === null) return v
+  if (depth > MAX_NESTING_DEPTH) throw badFrame('JSON nested too deeply')
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) v[i] = reviveBytes(v[i], depth + 1)
+    return v
+  }
+  const o = v as WireObject
+  if (Object.hasOwn(o, '$b')) {
+    const b = o.$b
+    if (typeof b !== 'string' || Object.keys(o).length !== 1) throw badFrame('a "$b" object must hold exactly one base64url string')
+    try {
+      return fromBase64url(b)
+    } catch (err) {
+      throw badFrame('"$b" is not valid base64url', 0, err)
+    }
+  }
+  for (const k of Object.keys(o)) {
+    // JSON.parse makes "__proto__" an own key; assigning to it would swap the prototype
+    if (k === '__proto__') throw badFrame('"__proto__" is not a valid key')
+    const item = o[k]
+    const revived = reviveBytes(item, depth + 1)
+    if (revived !== item) o[k] = revived
+  }
+  return o
+}
+
+function parseJson (text: string): unknown {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (err) {
+    throw badFrame('invalid JSON', 0, err)
+  }
+  return reviveBytes(value, 0)
+}
+
+/** Wraps a validator failure as a client error tied to `requestId`. */
+function wrap<T> (requestId: number, what: string, fn: () => T): T {
+  try {
+    return fn()
+  } catch (err) {
+    if (err instanceof ClientProtocolError) throw err
+    const message = err instanceof Error ? err.message : String(err)
+    throw badFrame(`${what}: ${message}`, requestId, err)
+  }
+}
+
+function expectBytesList (v: unknown, what: string, maxItemBytes: number): Uint8Array[] {
+  return expectArray(v, what, MAX_FRAME_LIST_ITEMS).map((item) => expectBytes(item, `${what} item`, 1, maxItemBytes))
+}
+
+function expectMessageIds (v: unknown, what: string): MessageId[] {
+  return expectArray(v, what, MAX_FRAME_LIST_ITEMS).map((id) => parseMessageId(id))
+}
+
+const requestValidators: { [Op in ClientOp]: (body: WireObject) => ClientOps[Op]['req'] } = {
+  auth: (b) => ({
+    user: parseUserId(b.user),
+    device: parseDeviceId(b.device),
+    cert: expectBytes(b.cert, 'auth.cert', 1, MAX_CERTIFICATE_BYTES),
+    deviceList: expectBytes(b.deviceList, 'auth.deviceList', 1, MAX_DEVICE_LIST_BYTES),
+    sig: expectBytes(b.sig, 'auth.sig', 64, 64)
+  }),
+  publish: (b) => {
+    const req: ClientOps['publish']['req'] = { records: expectBytesList(b.records, 'publish.records', MAX_RECORD_BYTES) }
+    if (b.onDisconnect !== undefined) req.onDisconnect = expectBytesList(b.onDisconnect, 'publish.onDisconnect', MAX_RECORD_BYTES)
+    return req
+  },
+  lookup: (b) => ({ user: parseUserId(b.user) }),
+  send: (b) => ({ envelopes: expectBytesList(b.envelopes, 'send.envelopes', MAX_ENVELOPE_BYTES) }),
+  ack: (b) => ({ ids: expectMessageIds(b.ids, 'ack.ids') }),
+  ping: () => ({})
+}
+
+const responseValidators: { [Op in ClientOp]: (body: WireObject) => ClientOps[Op]['res'] } = {
+  auth: (b) => ({ user: parseUserId(b.user), device: parseDeviceId(b.device), time: expectUint(b.time, 'auth.time') }),
+  publish: (b) => ({
+    stored: expectUint(b.stored, 'publish.stored'),
+    failures: expectArray(b.failures, 'publish.failures', MAX_FRAME_LIST_ITEMS * 2).map((item) => {
+      const f = expectObject(item, 'publish failure')
+      return {
+        index: expectUint(f.index, 'failure.index'),
+        code: expectString(f.code, 'failure.code', MAX_ERROR_CODE_LENGTH, 1),
+        message: expectString(f.message, 'failure.message', MAX_CLIENT_ERROR_MESSAGE_LENGTH)
+      }
+    })
+  }),
+  lookup: (b) => {
+    const res: ClientOps['lookup']['res'] = { prekeys: expectBytesList(b.prekeys, 'lookup.prekeys', MAX_RECORD_BYTES) }
+    if (b.deviceList !== undefined) res.deviceList = expectBytes(b.deviceList, 'lookup.deviceList', 1, MAX_RECORD_BYTES)
+    return res
+  },
+  send: (b) => ({ accepted: expectMessageIds(b.accepted, 'send.accepted') }),
+  ack: (b) => ({ removed: expectUint(b.removed, 'ack.removed') }),
+  ping: (b) => ({ time: expectUint(b.time, 'ping.time') })
+}
+
+const eventValidators: { [Ev in keyof ClientEvents]: (body: WireObject) => ClientEvents[Ev] } = {
+  message: (b) => ({ envelope: expectBytes(b.envelope, 'message.envelope', 1, MAX_ENVELOPE_BYTES) }),
+  delivered: (b) => ({ ids: expectMessageIds(b.ids, 'delivered.ids') })
+}
+
+/**
+ * Validates the body of a response to `op`. Responses do not name their operation, so the client
+ * calls this with the op it remembers for the response's id. Throws ClientProtocolError
+ * ERR_BAD_FRAME.
+ */
+export function parseResponseBody<Op extends ClientOp> (op: Op, body: unknown, requestId = 0): ClientOps[Op]['res'] {
+  return wrap(requestId, `${op} response`, () => responseValidators[op](expectObject(body, 'body')))
+}
+
+function requestId (v: unknown): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1 || v > MAX_REQUEST_ID) throw badFrame('request id must be an integer in 1..2^32-1')
+  return v
+}
+
+function decodeRequest (o: WireObject): RequestFrame {
+  const id = requestId(o.id)
+  const op = o.op
+  if (typeof op !== 'string') throw badFrame('request op must be a string', id)
+  if (!(CLIENT_OPS as readonly string[]).includes(op)) {
+    throw new ClientProtocolError('ERR_UNKNOWN_OP', `unknown operation "${op.slice(0, 32)}"`, { requestId: id })
+  }
+  const known = op as ClientOp
+  const body = wrap(id, `${known} request`, () => requestValidators[known](expectObject(o.body, 'body')))
+  return { t: 'req', id, op: known, body }
+}
+
+function decodeResponse (o: WireObject): ResponseFrame {
+  const id = expectUint(o.id, 'response id', MAX_REQUEST_ID)
+  if (o.ok === true) return { t: 'res', id, ok: true, body: expectObject(o.body, 'response body') as ClientOps[ClientOp]['res'] }
+  if (o.ok !== false) throw badFrame('response ok must be a boolean')
+  const e = expectObject(o.error, 'response error')
+  const error: ClientErrorBody = {
+    code: expectEnum(e.code, 'error code', CLIENT_ERROR_CODES),
+    message: expectString(e.message, 'error message', MAX_CLIENT_ERROR_MESSAGE_LENGTH)
+  }
+  if (e.retryAfterMs !== undefined) error.retryAfterMs = expectUint(e.retryAfterMs, 'retryAfterMs')
+  return { t: 'res', id, ok: false, error }
+}
+
+function decodeChallenge (o: WireObject): ChallengeFrame {
+  const l = expectObject(o.limits, 'challenge.limits')
+  return {
+    t: 'challenge',
+    v: expectUint(o.v, 'challenge.v'),
+    nonce: expectBytes(o.nonce, 'challenge.nonce', AUTH_NONCE_BYTES, AUTH_NONCE_BYTES),
+    node: expectString(o.node, 'challenge.node', MAX_PEER_ID_LENGTH, 1),
+    addrs: expectArray(o.addrs, 'challenge.addrs', MAX_CHALLENGE_ADDRS).map((a) => expectString(a, 'challenge.addr', MAX_ADDR_LENGTH, 1)),
+    limits: {
+      maxFrameBytes: expectUint(l.maxFrameBytes, 'limits.maxFrameBytes'),
+      maxRequestsPerSecond: expectUint(l.maxRequestsPerSecond, 'limits.maxRequestsPerSecond'),
+      maxUserRequestsPerSecond: expectUint(l.maxUserRequestsPerSecond, 'limits.maxUserRequestsPerSecond'),
+      maxEnvelopesPerSend: expectUint(l.maxEnvelopesPerSend, 'limits.maxEnvelopesPerSend'),
+      maxUnackedPushes: expectUint(l.maxUnackedPushes, 'limits.maxUnackedPushes')
+    },
+    time: expectUint(o.time, 'challenge.time')
+  }
+}
+
+function decodeEvent (o: WireObject): EventFrame {
+  const ev = expectEnum(o.ev, 'event name', CLIENT_EVENTS)
+  return { t: 'evt', ev, body: eventValidators[ev](expectObject(o.body, 'event body')) } as EventFrame
+}
+
+/** Options of {@link decodeFrame}. */
+export interface DecodeFrameOptions {
+  /** Largest frame accepted, in bytes (UTF-8 bytes for text); checked before anything is parsed. */
+  maxBytes: number
+}
+
+/**
+ * Decodes and validates one frame from bytes (MessagePack) or a string (JSON). Throws only
+ * ClientProtocolError: ERR_FRAME_TOO_LARGE when the frame exceeds `maxBytes` (checked first),
+ * ERR_UNKNOWN_OP for a request naming an unknown operation, ERR_BAD_FRAME for everything else
+ * (with `requestId` set whenever the request id could be read). Response bodies are checked as
+ * maps only; see {@link parseResponseBody}.
+ */
+export function decodeFrame (data: Uint8Array | string, opts: DecodeFrameOptions): ClientFrame {
+  let value: unknown
+  if (typeof data === 'string') {
+    // UTF-8 never takes fewer bytes than UTF-16 code units, so the cheap test settles most cases
+    if (data.length > opts.maxBytes || (data.length * 3 > opts.maxBytes && utf8Length(data) > opts.maxBytes)) {
+      throw new ClientProtocolError('ERR_FRAME_TOO_LARGE', `frame exceeds ${opts.maxBytes} bytes`)
+    }
+    value = parseJson(data)
+  } else if (data instanceof Uint8Array) {
+    if (data.length > opts.maxBytes) throw new ClientProtocolError('ERR_FRAME_TOO_LARGE', `frame exceeds ${opts.maxBytes} bytes`)
+    try {
+      value = decodeValue(data, opts.maxBytes)
+    } catch (err) {
+      throw badFrame(err instanceof Error ? err.message : 'invalid MessagePack', 0, err)
+    }
+  } else {
+    throw badFrame('a frame is bytes or a string')
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) throw badFrame('a frame is a map')
+  const o = value as WireObject
+  // the id is read first, so a failure later in the frame can still answer the request
+  const id = o.t === 'req' && typeof o.id === 'number' && Number.isSafeInteger(o.id) && o.id >= 1 && o.id <= MAX_REQUEST_ID ? o.id : 0
+  return wrap(id, 'frame', () => {
+    switch (o.t) {
+      case 'req': return decodeRequest(o)
+      case 'res': return decodeResponse(o)
+      case 'evt': return decodeEvent(o)
+      case 'challenge': return decodeChallenge(o)
+      default: throw badFrame('unknown frame type')
+    }
+  })
+}
