@@ -1,0 +1,240 @@
+/**
+ * The client gateway: the WebSocket at `/v1` through which clients authenticate as a device,
+ * publish their records, look up other users, send envelopes and receive pushed ones.
+ *
+ * It depends only on the HTTP server's upgrade hook and the delivery and directory contracts
+ * (node/messaging/contracts.ts), so it is built and tested without libp2p or storage.
+ */
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { Logger } from 'pino'
+import { WebSocketServer } from 'ws'
+import { CLIENT_PATH, ClientProtocolError, encodeFrame, type ClientLimits, type FrameFormat } from '../../protocol/client-protocol.js'
+import { defaultCrypto } from '../../protocol/crypto/index.js'
+import type { UpgradeHandler } from '../http.js'
+import type { DeliveryService, DirectoryService } from '../messaging/contracts.js'
+import { ClientConnection, CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, GatewaySocket } from './connection.js'
+import { resolveGatewayConfig, type ClientGatewayConfig, type ClientGatewayInit } from './options.js'
+import { GatewayStats, type ClientGatewayStats } from './stats.js'
+import { TokenBucket } from './token-bucket.js'
+
+/** What the gateway uses from the node. */
+export interface ClientGatewayComponents {
+  /** The node's HTTP server (DefaultHttpServer), where the gateway attaches at `/v1`. */
+  http: { onUpgrade(path: string, handler: UpgradeHandler): () => void }
+  delivery: DeliveryService
+  directory: DirectoryService
+  /** The node's libp2p peer id, bound into every auth signature. */
+  peerId: string
+  /** The node's multiaddrs, announced in the challenge for the clients' location records. */
+  getMultiaddrs(): string[]
+  logger: Logger
+}
+
+/** The client gateway service. */
+export interface ClientGateway {
+  /** Attaches to the HTTP server and starts the keepalive. */
+  start(opts?: { signal?: AbortSignal }): Promise<void>
+  /** Detaches, closes every connection and waits for their onDisconnect publishes (bounded). */
+  stop(opts?: { signal?: AbortSignal }): Promise<void>
+  /** Open client connections. */
+  connectionCount(): number
+  /** Counters since start. */
+  stats(): ClientGatewayStats
+}
+
+function refuseUpgrade (socket: Duplex, status: string): void {
+  socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+}
+
+/** The default client gateway. */
+export class DefaultClientGateway implements ClientGateway {
+  private readonly config: ClientGatewayConfig
+  private readonly components: ClientGatewayComponents
+  private readonly log: Logger
+  private readonly limits: ClientLimits
+  private readonly connections = new Set<ClientConnection>()
+  private readonly perIp = new Map<string, number>()
+  private readonly userBuckets = new Map<string, { bucket: TokenBucket, refs: number }>()
+  private readonly pendingPublishes = new Set<Promise<void>>()
+  private readonly statsCounters = new GatewayStats()
+  private readonly closedWaiters = new Set<() => void>()
+  private wss: WebSocketServer | undefined
+  private unregister: (() => void) | undefined
+  private keepaliveTimer: ReturnType<typeof setInterval> | undefined
+  private shutdown = new AbortController()
+  private nextConnectionId = 1
+
+  constructor (init: ClientGatewayInit, components: ClientGatewayComponents) {
+    this.config = resolveGatewayConfig(init)
+    this.components = components
+    this.log = components.logger.child({ component: 'gateway' })
+    this.limits = {
+      maxFrameBytes: this.config.maxFrameBytes,
+      maxRequestsPerSecond: this.config.maxRequestsPerSecond,
+      maxUserRequestsPerSecond: this.config.maxUserRequestsPerSecond,
+      maxEnvelopesPerSend: this.config.maxEnvelopesPerSend,
+      maxUnackedPushes: this.config.maxUnackedPushes
+    }
+  }
+
+  async start (_opts: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.wss !== undefined) return
+    this.shutdown = new AbortController()
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.config.maxFrameBytes,
+      WebSocket: GatewaySocket,
+      // compression would let a small frame inflate past the limits and costs CPU per message
+      perMessageDeflate: false,
+      clientTracking: false
+    })
+    this.unregister = this.components.http.onUpgrade(CLIENT_PATH, (req, socket, head) => { this.upgrade(req, socket, head) })
+    this.keepaliveTimer = setInterval(() => { this.keepalive() }, this.config.pingIntervalMs)
+    this.keepaliveTimer.unref()
+    this.log.info({ path: CLIENT_PATH, limits: this.limits }, 'client gateway started')
+  }
+
+  async stop (opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const wss = this.wss
+    if (wss === undefined) return
+    this.wss = undefined
+    this.unregister?.()
+    this.unregister = undefined
+    clearInterval(this.keepaliveTimer)
+    for (const c of this.connections) c.close(CLOSE_GOING_AWAY, 'node stopping')
+    await this.waitUntil(() => this.connections.size === 0, this.config.stopGraceMs, opts.signal)
+    for (const c of this.connections) c.terminate()
+    await this.waitUntil(() => this.connections.size === 0, this.config.stopGraceMs, opts.signal)
+    // onDisconnect publishes have their own deadline; the shutdown signal cuts them short on abort
+    const onAbort = (): void => { this.shutdown.abort() }
+    opts.signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      await Promise.allSettled([...this.pendingPublishes])
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort)
+    }
+    wss.close()
+    this.log.info('client gateway stopped')
+  }
+
+  connectionCount (): number {
+    return this.connections.size
+  }
+
+  stats (): ClientGatewayStats {
+    let authenticated = 0
+    for (const c of this.connections) if (c.authenticated !== undefined) authenticated++
+    return this.statsCounters.snapshot(this.connections.size, authenticated)
+  }
+
+  private async waitUntil (done: () => boolean, ms: number, signal?: AbortSignal): Promise<void> {
+    if (done()) return
+    await new Promise<void>((resolve) => {
+      const finish = (): void => {
+        clearTimeout(timer)
+        this.closedWaiters.delete(check)
+        signal?.removeEventListener('abort', finish)
+        resolve()
+      }
+      const check = (): void => { if (done()) finish() }
+      const timer = setTimeout(finish, ms)
+      this.closedWaiters.add(check)
+      signal?.addEventListener('abort', finish, { once: true })
+    })
+  }
+
+  private keepalive (): void {
+    const now = Date.now()
+    for (const c of this.connections) c.keepalive(now)
+  }
+
+  private upgrade (req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const wss = this.wss
+    const url = new URL(req.url ?? '/', 'http://localhost')
+    if (url.pathname !== CLIENT_PATH) { refuseUpgrade(socket, '404 Not Found'); return }
+    if (wss === undefined) { refuseUpgrade(socket, '503 Service Unavailable'); return }
+    const format: FrameFormat = url.searchParams.get('format') === 'json' ? 'text' : 'binary'
+    socket.on('error', (err) => { this.log.debug({ err }, 'client socket error during upgrade') })
+    wss.handleUpgrade(req, socket, head, (ws) => { this.accept(ws as GatewaySocket, req, format) })
+  }
+
+  private accept (ws: GatewaySocket, req: IncomingMessage, format: FrameFormat): void {
+    const ip = req.socket.remoteAddress ?? 'unknown'
+    const fromIp = this.perIp.get(ip) ?? 0
+    if (fromIp >= this.config.maxConnectionsPerIp || this.connections.size >= this.config.maxConnections) {
+      this.statsCounters.refused++
+      this.statsCounters.count('ERR_TOO_MANY_CONNECTIONS')
+      ws.on('error', () => {})
+      const error = new ClientProtocolError('ERR_TOO_MANY_CONNECTIONS', fromIp >= this.config.maxConnectionsPerIp ? 'too many connections from this address' : 'too many connections to this node')
+      ws.send(encodeFrame({ t: 'res', id: 0, ok: false, error: error.toBody() }, format), { binary: format === 'binary' })
+      ws.close(CLOSE_POLICY_VIOLATION, 'too many connections')
+      return
+    }
+    this.perIp.set(ip, fromIp + 1)
+    this.statsCounters.accepted++
+    const id = this.nextConnectionId++
+    let closed = false
+    const conn: ClientConnection = new ClientConnection(ws, {
+      config: this.config,
+      crypto: this.config.crypto ?? defaultCrypto,
+      delivery: this.components.delivery,
+      directory: this.components.directory,
+      peerId: this.components.peerId,
+      getMultiaddrs: () => this.components.getMultiaddrs(),
+      logger: this.log,
+      stats: this.statsCounters,
+      limits: this.limits,
+      bucket: new TokenBucket(this.config.maxRequestsPerSecond, this.config.requestBurst),
+      acquireUserBucket: (user) => this.acquireUserBucket(user),
+      publishOnDisconnect: (records) => { this.publishOnDisconnect(records) },
+      onClosed: () => {
+        if (closed) return
+        closed = true
+        this.connections.delete(conn)
+        const left = (this.perIp.get(ip) ?? 1) - 1
+        if (left <= 0) this.perIp.delete(ip)
+        else this.perIp.set(ip, left)
+        for (const check of [...this.closedWaiters]) check()
+      }
+    }, format, this.log.child({ conn: id, ip }))
+    this.connections.add(conn)
+    conn.start()
+  }
+
+  private acquireUserBucket (user: string): { bucket: TokenBucket, release(): void } {
+    let entry = this.userBuckets.get(user)
+    if (entry === undefined) {
+      entry = { bucket: new TokenBucket(this.config.maxUserRequestsPerSecond, this.config.userRequestBurst), refs: 0 }
+      this.userBuckets.set(user, entry)
+    }
+    entry.refs++
+    const held = entry
+    let released = false
+    return {
+      bucket: held.bucket,
+      release: () => {
+        if (released) return
+        released = true
+        // the bucket lives while any connection of the user is open, so reconnecting cannot reset it
+        if (--held.refs === 0 && this.userBuckets.get(user) === held) this.userBuckets.delete(user)
+      }
+    }
+  }
+
+  private publishOnDisconnect (records: Uint8Array[]): void {
+    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.config.disconnectPublishTimeoutMs)])
+    const task = this.components.directory.publish(records, { signal }).then((result) => {
+      if (result.failures.length > 0) this.log.debug({ failures: result.failures }, 'onDisconnect records refused')
+    }, (err: unknown) => {
+      this.log.warn({ err }, 'onDisconnect publish failed')
+    })
+    this.pendingPublishes.add(task)
+    void task.finally(() => { this.pendingPublishes.delete(task) })
+  }
+}
+
+/** Builds the client gateway; `start()` attaches it to the HTTP server. */
+export function createClientGateway (init: ClientGatewayInit, components: ClientGatewayComponents): ClientGateway {
+  return new DefaultClientGateway(init, components)
+}
