@@ -1,0 +1,128 @@
+/**
+ * The plaintext inside a 1:1 ratchet ciphertext: what one device says to another. Nodes never see
+ * it. A MessagePack map with a version `v` and a discriminant `type`. An unknown type is refused
+ * with ERR_MALFORMED but recognisable ({@link isUnknownContentType}), so a receiver can skip what a
+ * newer sender adds instead of treating it as garbage.
+ *
+ * - `text`: a chat message. `id` is the logical message id the application sees (the envelope id
+ *   is a per-device transport id). `peer` is set only on the copies a sender sends to its own
+ *   other devices: it names the other party of the conversation.
+ * - `receipt`: delivered / read receipts for logical message ids.
+ * - `gap`: asks the sending device to resend its messages `fromSeq..toSeq` of a conversation.
+ */
+import { decodeValue, encodeValue, expectArray, expectEnum, expectObject, expectString, expectUint, expectVersion } from './codec.js'
+import { ProtocolError } from './errors.js'
+import { parseConversationId, parseMessageId, parseUserId, type ConversationId, type MessageId, type UserId } from './ids.js'
+import { MAX_GAP_RANGE, MAX_RECEIPT_IDS } from './limits.js'
+
+/** Version of the content format (the `v` field). */
+export const CONTENT_FORMAT_VERSION = 1
+/** Longest text of one message, in UTF-16 code units (64 Ki). */
+export const MAX_TEXT_LENGTH = 64 * 1024
+/** Largest encoded content, checked before parsing: the text at 3 bytes per unit plus overhead. */
+export const MAX_CONTENT_BYTES = MAX_TEXT_LENGTH * 3 + 1024
+
+/** Content types this version understands. */
+export const CONTENT_TYPES = ['text', 'receipt', 'gap'] as const
+/** A content type. */
+export type ContentType = typeof CONTENT_TYPES[number]
+
+/** A chat message. */
+export interface TextContent {
+  type: 'text'
+  /** The logical message id: the same on every device copy and on every resend. */
+  id: MessageId
+  text: string
+  /** Sender's clock when the message was composed, ms since the epoch. */
+  sentAt: number
+  /** On copies to the sender's own devices: the other party of the conversation. */
+  peer?: UserId
+}
+
+/** Delivered or read receipts for logical message ids. */
+export interface ReceiptContent {
+  type: 'receipt'
+  receipt: 'delivered' | 'read'
+  ids: MessageId[]
+}
+
+/** Please resend your messages `fromSeq..toSeq` (inclusive) of conversation `conv`. */
+export interface GapContent {
+  type: 'gap'
+  conv: ConversationId
+  fromSeq: number
+  toSeq: number
+}
+
+/** Anything inside a 1:1 ciphertext. */
+export type Content = TextContent | ReceiptContent | GapContent
+
+/** Encodes content to the plaintext bytes the ratchet encrypts. Validates it first. */
+export function encodeContent (c: Content): Uint8Array {
+  switch (c.type) {
+    case 'text': {
+      parseMessageId(c.id)
+      expectString(c.text, 'content.text', MAX_TEXT_LENGTH)
+      expectUint(c.sentAt, 'content.sentAt')
+      const wire: Record<string, unknown> = { v: CONTENT_FORMAT_VERSION, type: 'text', id: c.id, text: c.text, sentAt: c.sentAt }
+      if (c.peer !== undefined) wire.peer = parseUserId(c.peer)
+      return encodeValue(wire)
+    }
+    case 'receipt':
+      checkIds(c.ids)
+      return encodeValue({ v: CONTENT_FORMAT_VERSION, type: 'receipt', receipt: expectEnum(c.receipt, 'content.receipt', ['delivered', 'read']), ids: c.ids })
+    case 'gap':
+      checkRange(c.fromSeq, c.toSeq)
+      return encodeValue({ v: CONTENT_FORMAT_VERSION, type: 'gap', conv: parseConversationId(c.conv), fromSeq: c.fromSeq, toSeq: c.toSeq })
+  }
+}
+
+function checkIds (v: unknown): MessageId[] {
+  const ids = expectArray(v, 'content.ids', MAX_RECEIPT_IDS)
+  if (ids.length === 0) throw new ProtocolError('ERR_MALFORMED', 'content.ids: empty')
+  return ids.map((id) => parseMessageId(id))
+}
+
+function checkRange (fromSeq: unknown, toSeq: unknown): void {
+  const from = expectUint(fromSeq, 'content.fromSeq', Number.MAX_SAFE_INTEGER, 1)
+  const to = expectUint(toSeq, 'content.toSeq', Number.MAX_SAFE_INTEGER, 1)
+  // a bounded range, so one request cannot make a sender re-encrypt its whole history
+  if (to < from || to - from >= MAX_GAP_RANGE) throw new ProtocolError('ERR_MALFORMED', 'content: bad gap range')
+}
+
+/**
+ * Decodes and validates decrypted content: size first, then structure and every field's limit.
+ * Throws ProtocolError only: ERR_TOO_LARGE, ERR_MALFORMED, ERR_UNSUPPORTED_VERSION.
+ */
+export function decodeContent (bytes: Uint8Array): Content {
+  const o = expectObject(decodeValue(bytes, MAX_CONTENT_BYTES), 'content')
+  expectVersion(o, 'content', CONTENT_FORMAT_VERSION)
+  if (typeof o.type === 'string' && !(CONTENT_TYPES as readonly string[]).includes(o.type)) {
+    throw new ProtocolError('ERR_MALFORMED', `content: unknown type ${o.type.slice(0, 32)}`, { cause: UNKNOWN_TYPE })
+  }
+  const type = expectEnum(o.type, 'content.type', CONTENT_TYPES)
+  switch (type) {
+    case 'text': {
+      const c: TextContent = {
+        type,
+        id: parseMessageId(o.id),
+        text: expectString(o.text, 'content.text', MAX_TEXT_LENGTH),
+        sentAt: expectUint(o.sentAt, 'content.sentAt')
+      }
+      if (o.peer !== undefined) c.peer = parseUserId(o.peer)
+      return c
+    }
+    case 'receipt':
+      return { type, receipt: expectEnum(o.receipt, 'content.receipt', ['delivered', 'read']), ids: checkIds(o.ids) }
+    case 'gap':
+      checkRange(o.fromSeq, o.toSeq)
+      return { type, conv: parseConversationId(o.conv), fromSeq: o.fromSeq as number, toSeq: o.toSeq as number }
+  }
+}
+
+const UNKNOWN_TYPE = Symbol('unknown content type')
+
+/** True when decodeContent failed only because the content type is newer than this version. */
+export function isUnknownContentType (err: unknown): boolean {
+  return err instanceof ProtocolError && err.cause === UNKNOWN_TYPE
+}
