@@ -13,3 +13,11 @@ export type * from './types.js'
 export { DefaultHttpServer } from './http.js'
 export type { UpgradeHandler, HttpServerInit, HttpServerComponents } from './http.js'
 export { TALARIA_DHT_PROTOCOL } from './libp2p.js'
+export {
+  createMessaging, DefaultDeliveryService, DefaultDirectory, MailboxService, MessagingError, ArrivalClock, mailboxKey, orderByConversation,
+  DELIVER_PROTOCOL, MAILBOX_PROTOCOL, MAX_FRAME_BYTES, MAX_ENVELOPES_PER_FRAME
+} from './messaging/index.js'
+export type {
+  Messaging, MessagingInit, MessagingComponents, MessagingDirectory, MessagingErrorCode, DeliveryService, DirectoryService, DeviceSink,
+  DeviceRef, SubmittedEnvelope, CallOptions
+} from './messaging/index.js'

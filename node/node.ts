@@ -9,6 +9,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { pino, type Logger } from 'pino'
 import { DEFAULT_BOOTSTRAP, validateBootstrapAddrs } from '../bootstrap/index.js'
+import { MAX_RECORD_LIFETIME_MS } from '../protocol/limits.js'
 import type { SignedRecord } from '../protocol/records.js'
 import { openStorage, type Storage } from '../storage/index.js'
 import { StorageDatastore } from './datastore.js'
@@ -26,10 +27,15 @@ import {
   DEFAULT_LISTEN,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_INCOMING_PENDING_CONNECTIONS,
+  DEFAULT_MAILBOX_REPLICAS,
+  DEFAULT_MAILBOX_TTL_MS,
+  DEFAULT_MAILBOX_WRITE_QUORUM,
   DEFAULT_SHARDS,
   type NodeRole,
   type TalariaNodeInit
 } from './options.js'
+import type { ClientGatewayInit } from './gateway/options.js'
+import { createMessaging, type Messaging } from './messaging/index.js'
 import { DefaultPubSub, type PubSubRouter } from './pubsub.js'
 import { DefaultRecordRouting } from './record-routing.js'
 import type {
@@ -37,6 +43,7 @@ import type {
   FindPeerOptions,
   FoundPeer,
   GetRecordOptions,
+  NodeMessaging,
   NodeState,
   NodeStatus,
   PubSubHandler,
@@ -54,8 +61,11 @@ export const TALARIA_VERSION: string = (JSON.parse(readFileSync(new URL('../pack
 const INIT_KEYS = new Set<string>([
   'dataDir', 'listen', 'announce', 'httpPort', 'httpHost', 'bootstrap', 'useDefaultBootstrap', 'mdns', 'role',
   'shards', 'allowPrivateAddresses', 'logger', 'maxConnections', 'inboundConnectionThreshold',
-  'maxIncomingPendingConnections'
+  'maxIncomingPendingConnections', 'mailboxReplicas', 'mailboxTtlMs', 'mailboxWriteQuorum', 'gateway'
 ])
+
+/** Most mailbox replicas a node may ask for (one DHT bucket). */
+const MAX_MAILBOX_REPLICAS = 20
 
 /** Options with every default applied. */
 interface ResolvedInit {
@@ -73,6 +83,10 @@ interface ResolvedInit {
   maxConnections: number
   inboundConnectionThreshold: number
   maxIncomingPendingConnections: number
+  mailboxReplicas: number
+  mailboxTtlMs: number
+  mailboxWriteQuorum: number
+  gateway: ClientGatewayInit
 }
 
 function isPrivateIp (ip: string): boolean {
@@ -122,6 +136,7 @@ export function resolveNodeInit (init: TalariaNodeInit): ResolvedInit {
   const bootstrap = [...new Set([...(init.useDefaultBootstrap === false ? [] : DEFAULT_BOOTSTRAP), ...extra])]
   const bad = validateBootstrapAddrs(bootstrap)
   if (bad[0] !== undefined) throw bad[0]
+  const mailboxReplicas = checkInt('mailboxReplicas', init.mailboxReplicas ?? DEFAULT_MAILBOX_REPLICAS, 1, MAX_MAILBOX_REPLICAS)
   return {
     dataDir: init.dataDir ?? DEFAULT_DATA_DIR,
     listen,
@@ -136,7 +151,11 @@ export function resolveNodeInit (init: TalariaNodeInit): ResolvedInit {
     logger: init.logger ?? pino({ level: 'silent' }),
     maxConnections: checkInt('maxConnections', init.maxConnections ?? DEFAULT_MAX_CONNECTIONS, 1, 100_000),
     inboundConnectionThreshold: checkInt('inboundConnectionThreshold', init.inboundConnectionThreshold ?? DEFAULT_INBOUND_CONNECTION_THRESHOLD, 1, 100_000),
-    maxIncomingPendingConnections: checkInt('maxIncomingPendingConnections', init.maxIncomingPendingConnections ?? DEFAULT_MAX_INCOMING_PENDING_CONNECTIONS, 1, 100_000)
+    maxIncomingPendingConnections: checkInt('maxIncomingPendingConnections', init.maxIncomingPendingConnections ?? DEFAULT_MAX_INCOMING_PENDING_CONNECTIONS, 1, 100_000),
+    mailboxReplicas,
+    mailboxTtlMs: checkInt('mailboxTtlMs', init.mailboxTtlMs ?? DEFAULT_MAILBOX_TTL_MS, 1000, MAX_RECORD_LIFETIME_MS),
+    mailboxWriteQuorum: checkInt('mailboxWriteQuorum', init.mailboxWriteQuorum ?? Math.min(DEFAULT_MAILBOX_WRITE_QUORUM, mailboxReplicas), 1, mailboxReplicas),
+    gateway: init.gateway ?? {}
   }
 }
 
@@ -145,6 +164,7 @@ interface Running {
   storage?: Storage
   libp2p?: TalariaLibp2p
   records?: DefaultRecordRouting
+  messaging?: Messaging
   http?: DefaultHttpServer
   shutdown: AbortController
   detach: Array<() => void>
@@ -242,6 +262,20 @@ class DefaultTalariaNode implements TalariaNode {
       })
       this.pubsub.start(libp2p.services.pubsub as PubSubRouter, run.shutdown.signal)
       run.detach.push(() => { this.pubsub.stop() })
+      if (init.role !== 'bootstrap') {
+        const records = run.records
+        run.messaging = createMessaging({
+          libp2p,
+          storage: run.storage,
+          getRecord: async (key, o) => await records.getRecord(key, o),
+          putRecord: async (record, o) => { await records.putRecord(record, o) },
+          logger: init.logger,
+          shutdown: run.shutdown.signal
+        }, {
+          mailbox: { replicas: init.mailboxReplicas, ttlMs: init.mailboxTtlMs, writeQuorum: init.mailboxWriteQuorum }
+        })
+        await run.messaging.start()
+      }
       run.http = new DefaultHttpServer({
         logger: init.logger.child({ component: 'http' }),
         state: () => this.currentState,
@@ -281,6 +315,7 @@ class DefaultTalariaNode implements TalariaNode {
     run.shutdown.abort(new NodeError('ERR_NOT_STARTED', 'the node is stopping'))
     const steps: Array<[string, () => Promise<void> | void]> = [
       ['http', async () => { await run.http?.stop() }],
+      ['messaging', async () => { await run.messaging?.stop() }],
       ['listeners', () => { for (const detach of run.detach.splice(0).reverse()) detach() }],
       ['libp2p', async () => { await run.libp2p?.stop() }],
       ['storage', async () => { await run.storage?.close() }]
@@ -357,6 +392,11 @@ class DefaultTalariaNode implements TalariaNode {
 
   async findPeer (peerId: string, opts: FindPeerOptions = {}): Promise<FoundPeer> {
     return await this.records().findPeer(peerId, opts)
+  }
+
+  messaging (): NodeMessaging {
+    this.userTraffic('messaging')
+    return this.requireRunning().messaging ?? this.notStarted()
   }
 
   private userTraffic (what: string): void {

@@ -3,6 +3,7 @@
  * CLI help and the README show.
  */
 import type { Logger } from 'pino'
+import type { ClientGatewayInit } from './gateway/options.js'
 
 /** Default data directory, relative to the working directory. */
 export const DEFAULT_DATA_DIR = './.talaria'
@@ -38,6 +39,16 @@ export const DEFAULT_INBOUND_CONNECTION_THRESHOLD = 100
 export const DEFAULT_MAX_INCOMING_PENDING_CONNECTIONS = 64
 /** Delay between start and the first dial of the bootstrap peers, in milliseconds. */
 export const DEFAULT_BOOTSTRAP_DIAL_DELAY_MS = 200
+
+/** Nodes that keep each user's mailbox (offline envelopes): the k closest to its mailbox key. */
+export const DEFAULT_MAILBOX_REPLICAS = 3
+/** How long a mailbox replica keeps an undelivered envelope, in milliseconds (14 days). */
+export const DEFAULT_MAILBOX_TTL_MS = 14 * 24 * 3600 * 1000
+/**
+ * Mailbox replicas that must confirm a write before the envelope counts as delivered; all of them
+ * when fewer exist. The others are retried in the background.
+ */
+export const DEFAULT_MAILBOX_WRITE_QUORUM = 2
 
 /** What a node is for: a full node, or a bootstrap node (DHT server, no user traffic). */
 export type NodeRole = 'node' | 'bootstrap'
@@ -77,4 +88,12 @@ export interface TalariaNodeInit {
   inboundConnectionThreshold?: number
   /** Inbound connections upgrading at once. Default {@link DEFAULT_MAX_INCOMING_PENDING_CONNECTIONS}. */
   maxIncomingPendingConnections?: number
+  /** Mailbox replicas per user. Default {@link DEFAULT_MAILBOX_REPLICAS}. */
+  mailboxReplicas?: number
+  /** Lifetime of an envelope in a mailbox replica, in milliseconds. Default {@link DEFAULT_MAILBOX_TTL_MS}. */
+  mailboxTtlMs?: number
+  /** Replica confirmations a mailbox write needs. Default {@link DEFAULT_MAILBOX_WRITE_QUORUM}. */
+  mailboxWriteQuorum?: number
+  /** Options of the client gateway (WebSocket at /v1), passed through unchanged. */
+  gateway?: ClientGatewayInit
 }

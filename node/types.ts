@@ -2,7 +2,17 @@
  * Public types of the node runtime: the facade, its status and its events.
  */
 import type { SignedRecord } from '../protocol/records.js'
+import type { DefaultDeliveryService } from './messaging/delivery.js'
+import type { MessagingDirectory } from './messaging/directory.js'
 import type { NodeRole } from './options.js'
+
+/** The messaging services of a running full node (see {@link TalariaNode.messaging}). */
+export interface NodeMessaging {
+  /** 1:1 delivery: outbox, routing, inboxes, mailbox replicas, device sinks. */
+  readonly delivery: DefaultDeliveryService
+  /** Device lists, prekeys and locations behind a cache. */
+  readonly directory: MessagingDirectory
+}
 
 /** Where a node is in its lifecycle. */
 export type NodeState = 'stopped' | 'starting' | 'started' | 'stopping'
@@ -134,6 +144,11 @@ export interface TalariaNode {
   unsubscribe(topic: string, handler?: PubSubHandler): void
   /** Peer ids of the peers known to subscribe to `topic`. */
   getSubscribers(topic: string): string[]
+  /**
+   * The messaging services, for the gateway and embedders. Throws NodeError ERR_ROLE on a
+   * bootstrap node and ERR_NOT_STARTED before start.
+   */
+  messaging(): NodeMessaging
   /** Adds an event listener; returns a function that removes it. */
   on<E extends TalariaNodeEventName>(event: E, listener: (payload: TalariaNodeEvents[E]) => void): () => void
   /** Removes an event listener. */

@@ -22,7 +22,11 @@ export const Bucket = {
   /** Mailbox index: (user, receivedAt, id) → empty. */
   mailboxByReceivedAt: 0x22,
   /** Mailbox index: (expiresAt, user, id) → empty; scanned by the TTL sweeper. */
-  mailboxByExpiry: 0x23
+  mailboxByExpiry: 0x23,
+  /** Outbox primary records: (sender user, id) → entry. */
+  outbox: 0x30,
+  /** Outbox index: (order, sender user, id) → empty; scanned to resume delivery after a restart. */
+  outboxByOrder: 0x31
 } as const
 
 /** Name of a bucket in {@link Bucket}. */

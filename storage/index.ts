@@ -16,7 +16,9 @@ export type { CommitQueueInit, CommitQueueStats } from './commit-queue.js'
 export { DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES } from './shard.js'
 export type { DhtRepository, DhtEntry, DhtBatchOp, DhtEntriesOptions } from './repositories/dht.js'
 export type { KvRepository } from './repositories/kv.js'
-export { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, SWEEP_CHUNK } from './repositories/messages.js'
+export { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, SWEEP_CHUNK, OWNER_KEY_SEPARATOR, deviceOwnerKey, partitionOfOwner } from './repositories/messages.js'
+export { DefaultOutboxRepository } from './repositories/outbox.js'
+export type { OutboxEntry, OutboxRepository, OutboxRepositoryComponents } from './repositories/outbox.js'
 export type {
   StoredMessage, PutResult, ListCursor, ListOptions, ConversationListOptions,
   MessageRepository, InboxRepository, MailboxRepository

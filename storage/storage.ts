@@ -16,8 +16,10 @@ import { DefaultDhtRepository } from './repositories/dht.js'
 import type { DhtRepository } from './repositories/dht.js'
 import { DefaultKvRepository } from './repositories/kv.js'
 import type { KvRepository } from './repositories/kv.js'
-import { DefaultMessageRepository } from './repositories/messages.js'
+import { DefaultMessageRepository, partitionOfOwner } from './repositories/messages.js'
 import type { InboxRepository, MailboxRepository } from './repositories/messages.js'
+import { DefaultOutboxRepository } from './repositories/outbox.js'
+import type { OutboxRepository } from './repositories/outbox.js'
 import { Bucket } from './buckets.js'
 import { Shard } from './shard.js'
 import type { ShardInit } from './shard.js'
@@ -83,6 +85,8 @@ export interface Storage {
   readonly inbox: InboxRepository
   /** Replicas of offline users' messages held here, with a TTL; partitioned by user id. */
   readonly mailbox: MailboxRepository
+  /** Envelopes accepted from local senders and not yet delivered, partitioned by sender user id. */
+  readonly outbox: OutboxRepository
   /** Commit counters. */
   stats (): StorageStats
   /** Stops the sweeper, flushes every commit queue, then closes every shard. Idempotent. */
@@ -164,6 +168,7 @@ class DefaultStorage implements Storage {
   readonly kv: KvRepository
   readonly inbox: InboxRepository
   readonly mailbox: MailboxRepository
+  readonly outbox: OutboxRepository
   private readonly shards: Shard[]
   private readonly logger: Logger | undefined
   private readonly now: () => number
@@ -179,13 +184,16 @@ class DefaultStorage implements Storage {
     const first = this.shards[0] as Shard
     this.dht = new DefaultDhtRepository(first)
     this.kv = new DefaultKvRepository(first)
-    const components = { shards: this.shards, shardFor: (key: string) => this.shardFor(key) }
+    // A message owner key is a user id, or `<user>/<device>` for per-device boxes: either way the
+    // records sit on the user's shard.
+    const components = { shards: this.shards, shardFor: (key: string) => this.shardFor(partitionOfOwner(key)) }
     this.inbox = new DefaultMessageRepository(components, {
       primary: Bucket.inbox, byConversation: Bucket.inboxByConversation, byReceivedAt: Bucket.inboxByReceivedAt
     }, 'inbox')
     this.mailbox = new DefaultMessageRepository(components, {
       primary: Bucket.mailbox, byConversation: Bucket.mailboxByConversation, byReceivedAt: Bucket.mailboxByReceivedAt, byExpiry: Bucket.mailboxByExpiry
     }, 'mailbox')
+    this.outbox = new DefaultOutboxRepository({ shards: this.shards, shardFor: (key: string) => this.shardFor(key) })
     this.logger = init.logger
     this.now = init.now ?? Date.now
     const interval = init.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS

@@ -20,6 +20,23 @@ export const MAX_LIST_LIMIT = 1000
 /** Expired records removed per sweep batch. */
 export const SWEEP_CHUNK = 500
 
+/** Separator of a per-device owner key: `<user>/<device>`. */
+export const OWNER_KEY_SEPARATOR = '/'
+
+/**
+ * The owner key of one device's messages: repositories take it where they take a user id, and
+ * place it on the user's shard, so two devices of one user never share (or collide in) a box.
+ */
+export function deviceOwnerKey (userId: string, deviceId: string): string {
+  return userId + OWNER_KEY_SEPARATOR + deviceId
+}
+
+/** The partition (user id) of an owner key: the part before the separator, or the whole key. */
+export function partitionOfOwner (ownerKey: string): string {
+  const i = ownerKey.indexOf(OWNER_KEY_SEPARATOR)
+  return i < 0 ? ownerKey : ownerKey.slice(0, i)
+}
+
 /** A stored message: ciphertext plus what the node needs to order and expire it. */
 export interface StoredMessage {
   /** Unique message id; a second put of the same id is a no-op. */

@@ -1,0 +1,229 @@
+/**
+ * The directory: users' device lists, devices' prekeys and locations, as signed DHT records behind
+ * a short-lived LRU cache, so that sending a message costs no DHT lookup while the cache is warm.
+ */
+import type { Logger } from 'pino'
+import { certificateToWire, isDeviceActive, verifyDeviceList, type DeviceList } from '../../protocol/identity.js'
+import type { DeviceId, UserId } from '../../protocol/ids.js'
+import { TalariaError } from '../../protocol/errors.js'
+import { encodeValue, type WireObject } from '../../protocol/codec.js'
+import {
+  compareRecords, decodeDevicesPayload, decodeLocationPayload, decodeRecord, recordKey, RECORD_FORMAT_VERSION, validateRecord,
+  type LocationEntry, type RecordKind, type SignedRecord
+} from '../../protocol/records.js'
+import type { CallOptions, DirectoryService } from './contracts.js'
+
+/** How long a device list stays cached, in milliseconds. */
+export const DEFAULT_DEVICES_CACHE_TTL_MS = 60_000
+/** How long a prekeys record stays cached, in milliseconds. */
+export const DEFAULT_PREKEYS_CACHE_TTL_MS = 60_000
+/** How long a location stays cached, in milliseconds (locations move when devices reconnect). */
+export const DEFAULT_LOCATION_CACHE_TTL_MS = 30_000
+/** How long "no such record" is remembered, in milliseconds. */
+export const DEFAULT_NEGATIVE_CACHE_TTL_MS = 5_000
+/** Most records (and misses) the cache holds; the least recently used go first. */
+export const DEFAULT_DIRECTORY_CACHE_SIZE = 10_000
+/** Records published in parallel by one `publish` call. */
+export const DEFAULT_PUBLISH_CONCURRENCY = 4
+
+/** What the directory uses: the node's record routing. */
+export interface DirectoryComponents {
+  /** The best valid record for `key` in the DHT; throws a TalariaError with code ERR_RECORD_NOT_FOUND when none. */
+  getRecord: (key: Uint8Array, opts: CallOptions) => Promise<SignedRecord>
+  /** Stores a validated record in the DHT. */
+  putRecord: (record: Uint8Array, opts: CallOptions) => Promise<void>
+  logger: Logger
+}
+
+/** Options of the directory. */
+export interface DirectoryInit {
+  devicesTtlMs?: number
+  prekeysTtlMs?: number
+  locationTtlMs?: number
+  negativeTtlMs?: number
+  cacheSize?: number
+  publishConcurrency?: number
+  /** Clock, ms since the epoch. */
+  now?: () => number
+}
+
+/** The directory as the delivery service uses it: the contract plus device locations. */
+export interface MessagingDirectory extends DirectoryService {
+  /** Where `device` is connected, or undefined when it has no current location. Cached. */
+  locate(device: DeviceId, opts?: CallOptions): Promise<LocationEntry | undefined>
+  /** Drops the cached location of `device` (delivery to it failed). */
+  forgetLocation(device: DeviceId): void
+}
+
+interface CacheEntry {
+  record?: SignedRecord
+  bytes?: Uint8Array
+  expiresAt: number
+}
+
+/** The record's DHT value bytes, rebuilt from the decoded record (its signature covers the canonical fields). */
+export function encodeSignedRecord (r: SignedRecord): Uint8Array {
+  const wire: WireObject = {
+    v: RECORD_FORMAT_VERSION, kind: r.kind, id: r.id, seq: r.seq, issuedAt: r.issuedAt, expiresAt: r.expiresAt,
+    payload: r.payload, signer: r.signer, sig: r.sig
+  }
+  if (r.cert !== undefined) wire.cert = certificateToWire(r.cert)
+  return encodeValue(wire)
+}
+
+function errorCode (err: unknown): string {
+  return err instanceof TalariaError ? err.code : 'ERR_INTERNAL'
+}
+
+/** The default directory over the node's DHT record routing. */
+export class DefaultDirectory implements MessagingDirectory {
+  private readonly cache = new Map<string, CacheEntry>()
+  private readonly inflight = new Map<string, Promise<CacheEntry>>()
+  private readonly ttl: Record<RecordKind, number>
+  private readonly negativeTtlMs: number
+  private readonly cacheSize: number
+  private readonly publishConcurrency: number
+  private readonly now: () => number
+
+  constructor (private readonly components: DirectoryComponents, init: DirectoryInit = {}) {
+    const devices = init.devicesTtlMs ?? DEFAULT_DEVICES_CACHE_TTL_MS
+    this.ttl = {
+      devices,
+      prekeys: init.prekeysTtlMs ?? DEFAULT_PREKEYS_CACHE_TTL_MS,
+      location: init.locationTtlMs ?? DEFAULT_LOCATION_CACHE_TTL_MS,
+      profile: devices,
+      group: devices
+    }
+    this.negativeTtlMs = init.negativeTtlMs ?? DEFAULT_NEGATIVE_CACHE_TTL_MS
+    this.cacheSize = init.cacheSize ?? DEFAULT_DIRECTORY_CACHE_SIZE
+    this.publishConcurrency = init.publishConcurrency ?? DEFAULT_PUBLISH_CONCURRENCY
+    this.now = init.now ?? Date.now
+  }
+
+  async publish (records: Uint8Array[], opts: CallOptions = {}): Promise<{ stored: number, failures: Array<{ index: number, code: string, message: string }> }> {
+    const failures: Array<{ index: number, code: string, message: string }> = []
+    const valid: Array<{ index: number, bytes: Uint8Array, record: SignedRecord }> = []
+    records.forEach((bytes, index) => {
+      try {
+        const decoded = decodeRecord(bytes)
+        const record = validateRecord(recordKey(decoded.kind, decoded.id), bytes)
+        valid.push({ index, bytes, record })
+      } catch (err) {
+        failures.push({ index, code: errorCode(err), message: err instanceof Error ? err.message : String(err) })
+      }
+    })
+    let stored = 0
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < valid.length) {
+        const item = valid[next++] as { index: number, bytes: Uint8Array, record: SignedRecord }
+        // cache first: the node itself answers from it even when the DHT put is slow or fails
+        this.remember(item.record, item.bytes)
+        try {
+          await this.components.putRecord(item.bytes, opts)
+          stored++
+        } catch (err) {
+          failures.push({ index: item.index, code: errorCode(err), message: err instanceof Error ? err.message : String(err) })
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(this.publishConcurrency, valid.length) }, worker))
+    failures.sort((a, b) => a.index - b.index)
+    return { stored, failures }
+  }
+
+  async getDeviceList (user: UserId, opts: CallOptions = {}): Promise<DeviceList | undefined> {
+    const entry = await this.fetch('devices', user, opts)
+    if (entry.record === undefined) return undefined
+    try {
+      const list = decodeDevicesPayload(entry.record.payload)
+      verifyDeviceList(list)
+      if (list.userId !== user) return undefined
+      return list
+    } catch (err) {
+      this.components.logger.debug({ err, user }, 'device list record with an invalid payload')
+      return undefined
+    }
+  }
+
+  async lookup (user: UserId, opts: CallOptions = {}): Promise<{ deviceList?: Uint8Array, prekeys: Uint8Array[] }> {
+    const entry = await this.fetch('devices', user, opts)
+    const list = await this.getDeviceList(user, opts)
+    if (list === undefined || entry.bytes === undefined) return { prekeys: [] }
+    const active = list.devices.filter((d) => isDeviceActive(list, d.deviceId))
+    const prekeys = await Promise.all(active.map(async (d) => (await this.fetch('prekeys', d.deviceId, opts)).bytes))
+    return { deviceList: entry.bytes, prekeys: prekeys.filter((b): b is Uint8Array => b !== undefined) }
+  }
+
+  async locate (device: DeviceId, opts: CallOptions = {}): Promise<LocationEntry | undefined> {
+    const entry = await this.fetch('location', device, opts)
+    if (entry.record === undefined) return undefined
+    try {
+      const now = this.now()
+      return decodeLocationPayload(entry.record.payload).find((e) => e.device === device && e.expires > now)
+    } catch {
+      return undefined
+    }
+  }
+
+  forgetLocation (device: DeviceId): void {
+    this.cache.delete(DefaultDirectory.cacheKey('location', device))
+  }
+
+  private static cacheKey (kind: RecordKind, id: string): string {
+    return `${kind}/${id}`
+  }
+
+  /** Caches `record` unless a newer one is cached already. */
+  private remember (record: SignedRecord, bytes: Uint8Array): void {
+    const key = DefaultDirectory.cacheKey(record.kind, record.id)
+    const current = this.cache.get(key)
+    if (current?.record !== undefined && current.expiresAt > this.now() && compareRecords(record, current.record) < 0) return
+    this.put(key, { record, bytes, expiresAt: Math.min(this.now() + this.ttl[record.kind], record.expiresAt) })
+  }
+
+  private put (key: string, entry: CacheEntry): void {
+    this.cache.delete(key)
+    this.cache.set(key, entry)
+    while (this.cache.size > this.cacheSize) {
+      const oldest = this.cache.keys().next().value
+      if (oldest === undefined) break
+      this.cache.delete(oldest)
+    }
+  }
+
+  /** The cached entry for (kind, id), or one DHT lookup shared by every concurrent caller. */
+  private async fetch (kind: RecordKind, id: string, opts: CallOptions): Promise<CacheEntry> {
+    const key = DefaultDirectory.cacheKey(kind, id)
+    const hit = this.cache.get(key)
+    if (hit !== undefined && hit.expiresAt > this.now()) {
+      // refresh its LRU position
+      this.cache.delete(key)
+      this.cache.set(key, hit)
+      return hit
+    }
+    let pending = this.inflight.get(key)
+    if (pending === undefined) {
+      pending = this.resolve(kind, id, key, opts).finally(() => { this.inflight.delete(key) })
+      this.inflight.set(key, pending)
+    }
+    return await pending
+  }
+
+  private async resolve (kind: RecordKind, id: string, key: string, opts: CallOptions): Promise<CacheEntry> {
+    try {
+      const record = await this.components.getRecord(recordKey(kind, id), opts)
+      const bytes = encodeSignedRecord(record)
+      this.remember(record, bytes)
+      return this.cache.get(key) ?? { record, bytes, expiresAt: 0 }
+    } catch (err) {
+      if (err instanceof TalariaError && err.code === 'ERR_RECORD_NOT_FOUND') {
+        const miss: CacheEntry = { expiresAt: this.now() + this.negativeTtlMs }
+        this.put(key, miss)
+        return miss
+      }
+      this.components.logger.debug({ err, kind, id }, 'directory lookup failed')
+      return { expiresAt: 0 }
+    }
+  }
+}
