@@ -4,6 +4,7 @@
 import type { SignedRecord } from '../protocol/records.js'
 import type { DefaultDeliveryService } from './messaging/delivery.js'
 import type { MessagingDirectory } from './messaging/directory.js'
+import type { MailboxService } from './messaging/mailbox.js'
 import type { NodeRole } from './options.js'
 
 /** The messaging services of a running full node (see {@link TalariaNode.messaging}). */
@@ -12,6 +13,8 @@ export interface NodeMessaging {
   readonly delivery: DefaultDeliveryService
   /** Device lists, prekeys and locations behind a cache. */
   readonly directory: MessagingDirectory
+  /** Mailbox replicas: this node's store of offline envelopes and the client of the others. */
+  readonly mailbox: MailboxService
 }
 
 /** Where a node is in its lifecycle. */

@@ -1,0 +1,109 @@
+/**
+ * Fixtures of the messaging tests: users with certified devices, their location records, envelopes
+ * built with the protocol codec, and a device sink that records what the node pushes.
+ */
+import { randomBytes } from 'node:crypto'
+import { encodeEnvelope, type DirectEnvelope } from '../../protocol/envelopes.js'
+import { certifyDevice, createDevice, createDeviceList, createUserIdentity, type DeviceCertificate, type DeviceIdentity, type UserIdentity } from '../../protocol/identity.js'
+import { directConversationId, newMessageId, type MessageId } from '../../protocol/ids.js'
+import { encodeDevicesPayload, encodeLocationPayload, signRecord } from '../../protocol/records.js'
+import type { DeviceRef, DeviceSink, SubmittedEnvelope, TalariaNode } from '../../node/index.js'
+
+/** A user with one certified device. */
+export interface TestDevice {
+  user: UserIdentity
+  device: DeviceIdentity
+  cert: DeviceCertificate
+  ref: DeviceRef
+}
+
+/** A fresh user and device. */
+export function testDevice (): TestDevice {
+  const user = createUserIdentity()
+  const device = createDevice()
+  const cert = certifyDevice(user, device)
+  return { user, device, cert, ref: { user: user.userId, device: device.deviceId } }
+}
+
+/** The device's location record: connected to `node`. */
+export function locationRecord (d: TestDevice, node: TalariaNode, seq = Date.now()): Uint8Array {
+  const expires = Date.now() + 10 * 60_000
+  return signRecord(
+    { kind: 'location', id: d.device.deviceId, seq, expiresAt: expires, payload: encodeLocationPayload([{ device: d.device.deviceId, node: node.peerId, addrs: node.getMultiaddrs(), expires }]) },
+    { seed: d.device.signingSeed, publicKey: d.device.signingPublicKey, cert: d.cert }
+  )
+}
+
+/** The user's device list record (root-signed). */
+export function devicesRecord (d: TestDevice): Uint8Array {
+  const list = createDeviceList(d.user, [d.cert])
+  return signRecord(
+    { kind: 'devices', id: d.user.userId, seq: list.seq, expiresAt: Date.now() + 3600_000, payload: encodeDevicesPayload(list) },
+    { seed: d.user.rootSeed, publicKey: d.user.rootPublicKey }
+  )
+}
+
+/** An envelope from `from` to `to` with random header and ciphertext (nodes never decrypt). */
+export function envelope (from: TestDevice, to: TestDevice, seq: number, fields: Partial<DirectEnvelope> = {}): SubmittedEnvelope {
+  const e: DirectEnvelope = {
+    kind: 'direct',
+    id: newMessageId(),
+    from: from.ref,
+    to: to.ref,
+    conv: directConversationId(from.user.userId, to.user.userId),
+    seq,
+    sentAt: Date.now(),
+    type: 'message',
+    header: randomBytes(40),
+    ciphertext: randomBytes(64),
+    ...fields
+  }
+  return { envelope: e, bytes: encodeEnvelope(e) }
+}
+
+/** Envelopes with seq 1..n. */
+export function envelopes (from: TestDevice, to: TestDevice, n: number, firstSeq = 1): SubmittedEnvelope[] {
+  return Array.from({ length: n }, (_, i) => envelope(from, to, firstSeq + i))
+}
+
+/** A sink that records pushes and delivered ids and lets a test wait for counts. */
+export class RecordingSink {
+  readonly pushed: Array<{ id: MessageId, bytes: Uint8Array }> = []
+  readonly delivered = new Set<MessageId>()
+  private readonly waiters: Array<() => void> = []
+
+  constructor (private readonly window = Number.POSITIVE_INFINITY) {}
+
+  push (id: MessageId, bytes: Uint8Array): boolean {
+    this.pushed.push({ id, bytes })
+    this.wake()
+    return this.pushed.length < this.window
+  }
+
+  readonly deliveredIds = (ids: MessageId[]): void => {
+    for (const id of ids) this.delivered.add(id)
+    this.wake()
+  }
+
+  private wake (): void {
+    for (const w of this.waiters.splice(0)) w()
+  }
+
+  /** Resolves once `condition` holds, re-checked on every push or delivered call; rejects after `timeoutMs`. */
+  async until (condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (!condition()) {
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`timed out waiting for ${what} (pushed ${this.pushed.length}, delivered ${this.delivered.size})`)
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left)
+        this.waiters.push(() => { clearTimeout(timer); resolve() })
+      })
+    }
+  }
+}
+
+/** The DeviceSink shape of a RecordingSink (its `delivered` is a method on the contract). */
+export function sinkOf (s: RecordingSink): DeviceSink {
+  return { push: (id, bytes) => s.push(id, bytes), delivered: s.deliveredIds }
+}
