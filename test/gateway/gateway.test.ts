@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test'
 import { encodeFrame } from '../../protocol/client-protocol.js'
 import { encodeValue } from '../../protocol/codec.js'
 import { TalariaError } from '../../protocol/errors.js'
+import { encodeEnvelope } from '../../protocol/envelopes.js'
 import { addDeviceToList, encodeDeviceList, revokeDeviceFromList } from '../../protocol/identity.js'
 import { newMessageId } from '../../protocol/ids.js'
 import { encodeLocationPayload, encodeProfilePayload, signRecord } from '../../protocol/records.js'
@@ -420,6 +421,33 @@ describe('client gateway: pushes', () => {
       assert.deepEqual(await client.event('delivered'), { ids: [m1] })
     } finally {
       await client.close()
+    }
+  })
+})
+
+describe('client gateway: socket backpressure', () => {
+  it('stops pushing while the socket buffer is over its high-water mark and drains once it empties', async () => {
+    const gw = await startGateway({ pushHighWaterBytes: 64 * 1024, maxUnackedPushes: 1000 })
+    const client = await TestClient.connect(gw.url)
+    try {
+      const a = testDevice()
+      await client.auth(a)
+      const sink = gw.delivery.sinks.find((s) => s.device.device === a.device.deviceId)!.sink
+      const big = encodeEnvelope({ ...testEnvelope(testDevice().ref, a.ref).envelope, ciphertext: new Uint8Array(200 * 1024) })
+      // the client stops reading: kernel buffers fill, then the gateway's own buffer grows
+      client.ws.pause()
+      let pushed = 0
+      while (pushed < 500 && sink.push(newMessageId(), big)) pushed++
+      assert.ok(pushed < 500, `push refused once the buffer is full (after ${pushed})`)
+      assert.ok(pushed > 0)
+      const drained = gw.delivery.nextDrain()
+      client.ws.resume()
+      await drained
+      for (let i = 0; i < pushed; i++) await client.event('message')
+      assert.equal(sink.push(newMessageId(), big), true, 'room again after the drain')
+    } finally {
+      await client.close()
+      await gw.close()
     }
   })
 })
