@@ -78,7 +78,7 @@ function clientError (code: ClientErrorCode, message: string, retryAfterMs?: num
   return new ClientProtocolError(code, message, retryAfterMs === undefined ? {} : { retryAfterMs })
 }
 
-function describe (err: unknown): string {
+function explain (err: unknown): string {
   const text = err instanceof TalariaError ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err)
   return text.slice(0, MAX_CLIENT_ERROR_MESSAGE_LENGTH)
 }
@@ -261,8 +261,7 @@ export class ClientConnection {
     } catch (err) {
       const e = err instanceof ClientProtocolError ? err : new ClientProtocolError('ERR_BAD_FRAME', 'text frame is not valid UTF-8')
       if (e.code === 'ERR_FRAME_TOO_LARGE') {
-        this.ctx.stats.count(e.code)
-        this.sendError(0, e, format)
+        // the close hook sends the error frame, exactly as when ws itself refuses the frame
         this.close(CLOSE_TOO_LARGE, 'frame too large')
         return
       }
@@ -307,7 +306,9 @@ export class ClientConnection {
     }
     this.inFlight++
     this.ctx.stats.requests++
-    this.run(frame, format).finally(() => { this.inFlight-- }).catch(() => {})
+    void this.run(frame, format)
+      .catch((err: unknown) => { this.log.error({ err }, 'request handling failed') })
+      .finally(() => { this.inFlight-- })
   }
 
   private async run (frame: RequestFrame, format: FrameFormat): Promise<void> {
@@ -376,7 +377,7 @@ export class ClientConnection {
         }
       } catch (err) {
         if (err instanceof ClientProtocolError) throw err
-        throw failed(describe(err), err)
+        throw failed(explain(err), err)
       }
       // a newer list elsewhere may have revoked the device since the client's copy was signed
       const known = await this.ctx.directory.getDeviceList(req.user, { signal })
@@ -424,7 +425,7 @@ export class ClientConnection {
           return `${r.kind} records are not published through the client gateway`
       }
     } catch (err) {
-      return describe(err)
+      return explain(err)
     }
   }
 
@@ -476,7 +477,7 @@ export class ClientConnection {
       try {
         envelope = decodeEnvelope(bytes)
       } catch (err) {
-        throw clientError('ERR_INVALID_ENVELOPE', `envelope ${i}: ${describe(err)}`)
+        throw clientError('ERR_INVALID_ENVELOPE', `envelope ${i}: ${explain(err)}`)
       }
       if (envelope.from.user !== device.user || envelope.from.device !== device.device) {
         throw clientError('ERR_NOT_SENDER', `envelope ${i} is not from the authenticated device`)
