@@ -6,6 +6,9 @@ import { ConfigError, DEFAULT_SETTINGS, LOG_LEVELS, envName, resolveSettings, ty
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './exit-codes.js'
 import { version } from './version.js'
 
+/** Node URL of `send` and `listen` when --node is absent (the client SDK's default, kept here so help does not load the SDK). */
+const DEFAULT_CLIENT_NODE_URL = 'ws://127.0.0.1:7780/v1'
+
 function collect (value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value]
 }
@@ -75,6 +78,42 @@ export function buildProgram (): Command {
     .action(async (flags: Record<string, unknown>) => {
       const { runId } = await import('./commands/id.js')
       process.exitCode = await runId(flags)
+    })
+
+  const identity = program.command('identity').description('client identities (a user with one device)')
+  identity.command('new')
+    .description('create a user with one device; writes the identity file (mode 0600) and prints the user id')
+    .requiredOption('--out <file>', 'identity file to write (its client store will live in <file>.store/)')
+    .option('--force', 'replace an existing file')
+    .exitOverride()
+    .action(async (flags: { out: string, force?: boolean }) => {
+      const { runIdentityNew } = await import('./commands/identity.js')
+      process.exitCode = await runIdentityNew(flags)
+    })
+
+  program.command('send')
+    .description("send one message; exits 0 once the node acknowledged it (durable in the node's outbox)")
+    .argument('<text>', 'message text')
+    .option('--node <url>', `node WebSocket URL (default: ${DEFAULT_CLIENT_NODE_URL})`, DEFAULT_CLIENT_NODE_URL)
+    .requiredOption('--identity <file>', 'identity file (from `talaria identity new`)')
+    .requiredOption('--to <userId>', 'recipient user id')
+    .option('--timeout <seconds>', 'give up after this many seconds (default: 30)')
+    .exitOverride()
+    .action(async (text: string, flags: { node: string, identity: string, to: string, timeout?: string }) => {
+      const { runSend } = await import('./commands/send.js')
+      process.exitCode = await runSend(flags, text)
+    })
+
+  program.command('listen')
+    .description('print received messages as JSON lines; exits 0 after --count messages, at --timeout, or on Ctrl-C')
+    .option('--node <url>', `node WebSocket URL (default: ${DEFAULT_CLIENT_NODE_URL})`, DEFAULT_CLIENT_NODE_URL)
+    .requiredOption('--identity <file>', 'identity file (from `talaria identity new`)')
+    .option('--count <n>', 'exit after this many messages')
+    .option('--timeout <seconds>', 'exit after this many seconds')
+    .exitOverride()
+    .action(async (flags: { node: string, identity: string, count?: string, timeout?: string }) => {
+      const { runListen } = await import('./commands/listen.js')
+      process.exitCode = await runListen(flags)
     })
 
   return program

@@ -1,0 +1,84 @@
+/**
+ * `talaria listen`: connects and prints one JSON line per message on stdout, in order. Exits 0
+ * after `--count` messages, at `--timeout` seconds, or on SIGINT/SIGTERM, whichever comes first.
+ */
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../exit-codes.js'
+import { CliFailure, describeError, prepareClient } from './send.js'
+
+/** Flags of `talaria listen`. */
+export interface ListenFlags {
+  node: string
+  identity: string
+  count?: string
+  timeout?: string
+}
+
+function positive (value: string | undefined, what: string, integer: boolean): number | undefined {
+  if (value === undefined) return undefined
+  const n = Number(value)
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new CliFailure(`${what} must be a positive ${integer ? 'integer' : 'number'}`, EXIT_USAGE)
+  return n
+}
+
+/** Runs `talaria listen`; returns the exit code. */
+export async function runListen (flags: ListenFlags): Promise<number> {
+  let count: number | undefined
+  let timeoutS: number | undefined
+  try {
+    count = positive(flags.count, '--count', true)
+    timeoutS = positive(flags.timeout, '--timeout', false)
+  } catch (err) {
+    process.stderr.write(`talaria: ${describeError(err)}\n`)
+    return EXIT_USAGE
+  }
+  let client
+  try {
+    client = await prepareClient(flags.node, flags.identity)
+  } catch (err) {
+    process.stderr.write(`talaria: ${describeError(err)}\n`)
+    return err instanceof CliFailure ? err.exitCode : EXIT_FAILURE
+  }
+  const deadline = timeoutS === undefined ? undefined : Date.now() + timeoutS * 1000
+  let received = 0
+  let failure: string | undefined
+  let finished = false
+  let resolveDone = (): void => {}
+  const done = new Promise<void>((resolve) => { resolveDone = resolve })
+  const stop = (): void => { finished = true; resolveDone() }
+  // subscribed before connecting: the node pushes what waited for this device right after auth
+  client.on('message', (m) => {
+    if (finished || (count !== undefined && received >= count)) return
+    received++
+    const line: Record<string, unknown> = { id: m.id, from: m.from, fromDevice: m.fromDevice, conv: m.conv, seq: m.seq, text: m.text, sentAt: m.sentAt }
+    if (m.peer !== undefined) line.peer = m.peer
+    process.stdout.write(JSON.stringify(line) + '\n')
+    if (count !== undefined && received >= count) stop()
+  })
+  client.on('disconnected', ({ reason }) => {
+    if (finished) return
+    failure = `lost the connection to the node: ${reason}`
+    stop()
+  })
+  try {
+    await client.connect(deadline !== undefined ? { signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) } : {})
+  } catch (err) {
+    await client.close().catch(() => {})
+    process.stderr.write(`talaria: cannot connect to ${flags.node}: ${describeError(err)}\n`)
+    return EXIT_FAILURE
+  }
+  process.stderr.write(`talaria: listening as ${client.userId} (device ${client.deviceId}) on ${flags.node}\n`)
+  const timer = deadline === undefined ? undefined : setTimeout(stop, Math.max(0, deadline - Date.now()))
+  const onSignal = (): void => { stop() }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  if (count === undefined || received < count) await done
+  clearTimeout(timer)
+  process.off('SIGINT', onSignal)
+  process.off('SIGTERM', onSignal)
+  await client.close().catch(() => {})
+  if (failure !== undefined) {
+    process.stderr.write(`talaria: ${failure}\n`)
+    return EXIT_FAILURE
+  }
+  return EXIT_OK
+}
