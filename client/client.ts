@@ -34,7 +34,7 @@ import {
   recordKey, signRecord, validateRecord
 } from '../protocol/records.js'
 import { DEFAULT_RECONNECT_BASE_MS, DEFAULT_RECONNECT_MAX_MS, backoffDelay } from './backoff.js'
-import { Connection, type WebSocketConstructor } from './connection.js'
+import { Connection, DEFAULT_REQUEST_TIMEOUT_MS, type WebSocketConstructor } from './connection.js'
 import { ClientError, abortError } from './errors.js'
 import { deviceKeys, type ClientIdentity } from './identity.js'
 import { OrderingBuffer } from './ordering.js'
@@ -64,6 +64,10 @@ export const DEFAULT_ACK_DELAY_MS = 5
 export const DEFAULT_MAX_INCOMING_QUEUE = 10_000
 /** Sessions kept per peer device (simultaneous session starts create more than one). */
 export const MAX_SESSIONS_PER_DEVICE = 4
+/** `send` requests in flight at once. */
+export const DEFAULT_SEND_PIPELINE = 4
+/** Pause before retrying a refused or unanswered `send` when the node gave no hint, in milliseconds. */
+export const DEFAULT_SEND_RETRY_MS = 200
 /** Envelope id → logical id entries kept to translate the node's `delivered` events. */
 const MAX_DELIVERY_MAP = 20_000
 /** Envelope ids remembered in memory to skip duplicate pushes without a decryption attempt. */
@@ -197,6 +201,14 @@ interface PendingMessage extends ClientMessage {
   stream: string
 }
 
+interface OutJob {
+  envelopes: Uint8Array[]
+  deadline: number
+  signal?: AbortSignal
+  resolve: () => void
+  reject: (err: Error) => void
+}
+
 interface SentEntry {
   id: MessageId
   seq: number
@@ -256,6 +268,9 @@ class DefaultTalariaClient implements TalariaClient {
   private readonly deliveryMap = new Map<MessageId, MessageId>()
   private readonly recentEnvelopes = new Map<MessageId, true>()
   private readonly background = new Set<Promise<unknown>>()
+  private outQueue: OutJob[] = []
+  private sendsInFlight = 0
+  private sendWaiter = false
 
   constructor (init: ClientInit) {
     this.init = init
@@ -523,6 +538,7 @@ class DefaultTalariaClient implements TalariaClient {
     clearInterval(this.refreshTimer)
     clearTimeout(this.receiptTimer)
     for (const w of [...this.waiters]) w()
+    this.failExpired(new ClientError('ERR_CLOSED', 'client closed'))
     this.ordering.close()
     await this.flushAcks().catch(() => {})
     await Promise.allSettled([...this.background])
@@ -713,27 +729,82 @@ class DefaultTalariaClient implements TalariaClient {
     if (map.size > max) map.delete(map.keys().next().value as K)
   }
 
-  /** Hands envelopes to the node until it acks them, across reconnects, until the deadline. */
+  /**
+   * Hands envelopes to the node and resolves once it acked them, across reconnects, until the
+   * deadline. Concurrent calls are coalesced: queued envelopes travel together in `send`
+   * requests of up to the node's `maxEnvelopesPerSend`, a few requests in flight at once.
+   */
   private async submit (envelopes: Uint8Array[], deadline: number, signal?: AbortSignal): Promise<void> {
-    let rest = envelopes
-    while (rest.length > 0) {
-      const conn = await this.whenConnected(deadline, signal)
-      const chunk = rest.slice(0, Math.max(1, conn.challenge.limits.maxEnvelopesPerSend))
-      try {
-        await conn.request('send', { envelopes: chunk }, { timeoutMs: Math.max(1, Math.min(deadline - Date.now(), this.init.requestTimeoutMs ?? 15_000)), ...(signal !== undefined ? { signal } : {}) })
-        rest = rest.slice(chunk.length)
-      } catch (err) {
-        const code = err instanceof TalariaError ? err.code : ''
-        if (Date.now() >= deadline) throw err
-        if (code === 'ERR_DISCONNECTED') continue
-        if (code === 'ERR_TIMEOUT' || code === 'ERR_UNAVAILABLE' || code === 'ERR_RATE_LIMITED' || code === 'ERR_USER_RATE_LIMITED') {
-          // sends are idempotent by envelope id: retrying after a lost answer cannot duplicate
-          const hint = (err as { retryAfterMs?: number }).retryAfterMs ?? 100
-          await new Promise((resolve) => setTimeout(resolve, Math.min(hint, Math.max(0, deadline - Date.now()))))
-          continue
-        }
-        throw err
+    if (envelopes.length === 0) return
+    await new Promise<void>((resolve, reject) => {
+      this.outQueue.push({ envelopes, deadline, resolve, reject, ...(signal !== undefined ? { signal } : {}) })
+      this.pumpSends()
+    })
+  }
+
+  private pumpSends (): void {
+    const pipeline = DEFAULT_SEND_PIPELINE
+    while (this.sendsInFlight < pipeline && this.outQueue.length > 0) {
+      const conn = this.conn
+      if (conn?.open !== true) {
+        if (this.sendWaiter) return
+        this.sendWaiter = true
+        const earliest = Math.min(...this.outQueue.map((j) => j.deadline))
+        this.whenConnected(earliest).then(() => { this.sendWaiter = false; this.pumpSends() }, (err: unknown) => {
+          this.sendWaiter = false
+          this.failExpired(err)
+          this.pumpSends()
+        })
+        return
       }
+      const max = Math.max(1, conn.challenge.limits.maxEnvelopesPerSend)
+      const jobs: OutJob[] = []
+      let count = 0
+      while (this.outQueue.length > 0) {
+        const next = this.outQueue[0]!
+        if (jobs.length > 0 && count + next.envelopes.length > max) break
+        jobs.push(this.outQueue.shift()!)
+        count += next.envelopes.length
+      }
+      this.sendsInFlight++
+      this.spawn(this.sendJobs(conn, jobs, max).finally(() => { this.sendsInFlight--; this.pumpSends() }), 'send')
+    }
+  }
+
+  /** Rejects queued jobs whose deadline passed (or all, when the client closes). */
+  private failExpired (err: unknown): void {
+    const now = Date.now()
+    const keep: OutJob[] = []
+    for (const j of this.outQueue) {
+      if (this.closing || j.deadline <= now || j.signal?.aborted === true) j.reject(err instanceof Error ? err : new Error(String(err)))
+      else keep.push(j)
+    }
+    this.outQueue = keep
+  }
+
+  private async sendJobs (conn: Connection, jobs: OutJob[], max: number): Promise<void> {
+    const all = jobs.flatMap((j) => j.envelopes)
+    try {
+      for (let i = 0; i < all.length; i += max) {
+        const deadline = Math.min(...jobs.map((j) => j.deadline))
+        await conn.request('send', { envelopes: all.slice(i, i + max) }, { timeoutMs: Math.max(1, Math.min(deadline - Date.now(), this.init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS)) })
+      }
+      for (const j of jobs) j.resolve()
+    } catch (err) {
+      const code = err instanceof TalariaError ? err.code : ''
+      const retryable = code === 'ERR_DISCONNECTED' || code === 'ERR_TIMEOUT' || code === 'ERR_UNAVAILABLE' || code === 'ERR_RATE_LIMITED' || code === 'ERR_USER_RATE_LIMITED'
+      const live: OutJob[] = []
+      for (const j of jobs) {
+        if (!retryable || this.closing || Date.now() >= j.deadline || j.signal?.aborted === true) j.reject(err as Error)
+        else live.push(j)
+      }
+      if (live.length === 0) return
+      // sends are idempotent by envelope id: a retry after a lost answer cannot duplicate
+      if (code !== 'ERR_DISCONNECTED') {
+        const hint = (err as { retryAfterMs?: number }).retryAfterMs ?? DEFAULT_SEND_RETRY_MS
+        await new Promise((resolve) => setTimeout(resolve, hint))
+      }
+      this.outQueue.unshift(...live)
     }
   }
 

@@ -16,7 +16,7 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
 /** How long a request may wait for its response, in milliseconds. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 15_000
 /** Requests in flight on one connection; more wait for a free slot. */
-export const DEFAULT_MAX_IN_FLIGHT = 256
+export const DEFAULT_MAX_IN_FLIGHT = 32
 
 /** The part of the WebSocket API the client uses: the browser's class and `ws`'s both fit. */
 export interface WebSocketLike {
