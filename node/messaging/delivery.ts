@@ -364,7 +364,10 @@ export class DefaultDeliveryService implements DeliveryService {
       }
     }
     if (offline.length === 0) return done
+    // a failure caused by this node stopping says nothing about the recipient: leave the rest in the outbox
+    if (!this.started || this.components.shutdown.aborted) return done
     const result = await this.components.mailbox.put(q.user, q.device, offline.map((b) => b.entry.body))
+    if (this.components.shutdown.aborted) return done
     const quorum = Math.min(this.components.mailbox.writeQuorum, result.replicas)
     if (result.replicas > 0 && result.successes.length >= quorum) return [...done, ...offline]
     this.components.logger.debug({ device: q.device, successes: result.successes.length, replicas: result.replicas }, 'mailbox write quorum not reached')

@@ -210,6 +210,7 @@ export class MailboxService {
     } catch (err) {
       this.components.logger.debug({ err, user }, 'replica lookup ended early')
     }
+    if (this.components.shutdown.aborted) throw new TalariaError('ERR_UNAVAILABLE', 'the node is stopping')
     const ranked = [...found.values()].map((p) => ({ p, id: kadId(p.toMultihash().bytes) }))
       .sort((a, b) => xorCompare(target, a.id, b.id))
     const peers: PeerId[] = []
