@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url'
 /** Scenario name → script, relative to the repository root. */
 const SCENARIOS: Record<string, { script: string, about: string }> = {
   crypto: { script: 'bench/crypto.ts', about: 'E2E crypto and codecs, native vs noble provider (ops/s)' },
-  storage: { script: 'bench/storage.ts', about: 'LevelDB: 1 instance vs 8 shards, group commit vs flush per write' }
+  storage: { script: 'bench/storage.ts', about: 'LevelDB: 1 instance vs 8 shards, group commit vs flush per write' },
+  messaging: { script: 'bench/messaging.ts', about: '1:1 latency and sustained msg/s across 2 node processes, E2E + durable acks, beside a raw ws floor' }
 }
 
 const root = fileURLToPath(new URL('..', import.meta.url))
