@@ -15,7 +15,7 @@
  */
 import { equalBytes, toHex } from '../protocol/bytes.js'
 import type { ClientEvents as WireEvents, EventFrame } from '../protocol/client-protocol.js'
-import { authSigningBytes, type ChallengeFrame } from '../protocol/client-protocol.js'
+import { authSigningBytes, type ChallengeFrame, type ClientOps } from '../protocol/client-protocol.js'
 import { decodeValue, encodeValue, expectArray, expectBytes, expectObject, expectString, expectUint } from '../protocol/codec.js'
 import { MAX_TEXT_LENGTH, decodeContent, encodeContent, isUnknownContentType, type Content, type TextContent } from '../protocol/content.js'
 import { defaultCrypto } from '../protocol/crypto/index.js'
@@ -268,6 +268,7 @@ class DefaultTalariaClient implements TalariaClient {
   private readonly deliveryMap = new Map<MessageId, MessageId>()
   private readonly recentEnvelopes = new Map<MessageId, true>()
   private readonly background = new Set<Promise<unknown>>()
+  private readonly lookups = new Map<UserId, Promise<Directory>>()
   private outQueue: OutJob[] = []
   private sendsInFlight = 0
   private sendWaiter = false
@@ -474,7 +475,7 @@ class DefaultTalariaClient implements TalariaClient {
   private async publishLocation (conn: Connection): Promise<void> {
     if (!conn.open) return
     const { record, withdraw } = this.locationRecords(conn.challenge, Date.now())
-    await conn.request('publish', { records: [record], onDisconnect: [withdraw] })
+    await this.requestRetrying(conn, 'publish', { records: [record], onDisconnect: [withdraw] }, Date.now() + DEFAULT_REQUEST_TIMEOUT_MS)
   }
 
   private onClosed (conn: Connection, reason: string): void {
@@ -567,10 +568,28 @@ class DefaultTalariaClient implements TalariaClient {
     }
   }
 
+  /**
+   * A request that waits out rate limits and transient unavailability (the node's hint, else a
+   * short pause) until the deadline; other failures are thrown at once.
+   */
+  private async requestRetrying<Op extends 'lookup' | 'ack' | 'publish'> (conn: Connection, op: Op, body: ClientOps[Op]['req'], deadline: number, signal?: AbortSignal): Promise<ClientOps[Op]['res']> {
+    for (;;) {
+      try {
+        return await conn.request(op, body, signal !== undefined ? { signal } : {})
+      } catch (err) {
+        const code = err instanceof TalariaError ? err.code : ''
+        if (!(code === 'ERR_RATE_LIMITED' || code === 'ERR_USER_RATE_LIMITED' || code === 'ERR_UNAVAILABLE') || Date.now() >= deadline || this.closing) throw err
+        const hint = (err as { retryAfterMs?: number }).retryAfterMs ?? DEFAULT_SEND_RETRY_MS
+        await new Promise((resolve) => setTimeout(resolve, Math.max(1, Math.min(hint, deadline - Date.now()))))
+      }
+    }
+  }
+
   /** Looks `user` up through the node and verifies everything: list, certificates, prekeys. */
   private async lookup (user: UserId, signal?: AbortSignal): Promise<Directory> {
-    const conn = await this.whenConnected(Date.now() + (this.init.sendTimeoutMs ?? DEFAULT_SEND_TIMEOUT_MS), signal)
-    const res = await conn.request('lookup', { user }, signal !== undefined ? { signal } : {})
+    const deadline = Date.now() + (this.init.sendTimeoutMs ?? DEFAULT_SEND_TIMEOUT_MS)
+    const conn = await this.whenConnected(deadline, signal)
+    const res = await this.requestRetrying(conn, 'lookup', { user }, deadline, signal)
     if (res.deviceList === undefined) throw new ClientError('ERR_NO_DEVICES', `${user} has no published device list`)
     let list = this.verifyDeviceListRecord(user, res.deviceList)
     // our own list may be newer than what the node found in the DHT
@@ -600,7 +619,13 @@ class DefaultTalariaClient implements TalariaClient {
   private async resolve (user: UserId, refresh: boolean, signal?: AbortSignal): Promise<Directory> {
     const cached = this.directory.get(user)
     if (!refresh && cached !== undefined && Date.now() - cached.at < (this.init.lookupCacheMs ?? DEFAULT_LOOKUP_CACHE_MS)) return cached
-    return await this.lookup(user, signal)
+    // concurrent sends to one user share one lookup instead of each asking the node
+    let running = this.lookups.get(user)
+    if (running === undefined) {
+      running = this.lookup(user, signal).finally(() => { this.lookups.delete(user) })
+      this.lookups.set(user, running)
+    }
+    return await running
   }
 
   async devices (user: UserId, opts: CallOptions & { refresh?: boolean } = {}): Promise<DeviceId[]> {
@@ -1080,7 +1105,17 @@ class DefaultTalariaClient implements TalariaClient {
     const conn = this.conn
     while (this.ackQueue.length > 0 && conn?.open === true) {
       const ids = this.ackQueue.splice(0, MAX_RECEIPT_IDS)
-      await conn.request('ack', { ids })
+      try {
+        await this.requestRetrying(conn, 'ack', { ids }, Date.now() + DEFAULT_REQUEST_TIMEOUT_MS)
+      } catch (err) {
+        // unacked pushes stall the node's push window: keep them for the next flush on this
+        // connection (a new connection gets them pushed again, and the queue is reset then)
+        if (this.conn !== conn || !conn.open || this.closing) throw err
+        this.ackQueue.unshift(...ids)
+        this.log.warn({ err }, 'ack failed; retrying')
+        this.ackTimer ??= setTimeout(() => { this.ackTimer = undefined; this.spawn(this.flushAcks(), 'ack') }, DEFAULT_SEND_RETRY_MS)
+        return
+      }
     }
   }
 
