@@ -217,6 +217,10 @@ describe('client gateway: requests', () => {
       const unknown = await client.response(8)
       assert.ok(!unknown.ok && unknown.error.code === 'ERR_UNKNOWN_OP')
       assert.equal(typeof (await client.ok('ping', {})).time, 'number')
+      // a text frame on a binary connection is answered in text
+      client.sendRaw('{"t":"req","id":21,"op":"ping","body":{}}')
+      assert.ok((await client.response(21)).ok)
+      assert.equal(client.binary.at(-1), false)
     } finally {
       await client.close()
     }
