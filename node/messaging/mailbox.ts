@@ -133,7 +133,8 @@ export class MailboxService {
     try {
       const body = await readOneFrame(stream)
       if (body === undefined) {
-        stream.abort(new Error('no request'))
+        // the peer ended its side without a whole request: end ours too
+        await stream.close({ signal })
         return
       }
       let request: MailboxRequest
