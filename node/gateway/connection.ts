@@ -380,7 +380,14 @@ export class ClientConnection {
         throw failed(explain(err), err)
       }
       // a newer list elsewhere may have revoked the device since the client's copy was signed
-      const known = await this.ctx.directory.getDeviceList(req.user, { signal })
+      let known: DeviceList | undefined
+      try {
+        known = await this.ctx.directory.getDeviceList(req.user, { signal })
+      } catch (err) {
+        // the presented list is root-signed and verified: an unreachable DHT costs freshness of
+        // the revocation check, not the user's ability to connect
+        this.log.warn({ err, user: req.user }, 'device list lookup failed: using the presented list')
+      }
       if (known !== undefined && known.userId === req.user && (known.seq > list.seq || (known.seq === list.seq && known.issuedAt > list.issuedAt)) && !isDeviceActive(known, req.device)) {
         throw clientError('ERR_DEVICE_REVOKED', 'a newer device list no longer holds this device')
       }

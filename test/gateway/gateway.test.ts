@@ -107,6 +107,17 @@ describe('client gateway: authentication', () => {
     }
   })
 
+  it('uses the presented device list when the directory cannot be reached', async () => {
+    const client = await TestClient.connect(gw.url)
+    try {
+      gw.directory.getDeviceListError = new TalariaError('ERR_TIMEOUT', 'DHT lookup timed out')
+      await client.auth(testDevice())
+    } finally {
+      gw.directory.getDeviceListError = undefined
+      await client.close()
+    }
+  })
+
   it('closes the connection after too many failed authentications', async () => {
     const client = await TestClient.connect(gw.url)
     const d = testDevice()

@@ -78,7 +78,11 @@ export class RecordingDirectory implements DirectoryService {
     return { stored: records.length, failures: [] }
   }
 
+  /** When set, getDeviceList fails with it. */
+  getDeviceListError: Error | undefined
+
   async getDeviceList (user: UserId, _opts?: CallOptions): Promise<DeviceList | undefined> {
+    if (this.getDeviceListError !== undefined) throw this.getDeviceListError
     return this.deviceLists.get(user)
   }
 
