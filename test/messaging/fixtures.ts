@@ -34,6 +34,14 @@ export function locationRecord (d: TestDevice, node: TalariaNode, seq = Date.now
   )
 }
 
+/** A newer location record of the device with no entry: it went offline. */
+export function withdrawnLocationRecord (d: TestDevice, seq = Date.now() + 1): Uint8Array {
+  return signRecord(
+    { kind: 'location', id: d.device.deviceId, seq, expiresAt: Date.now() + 10 * 60_000, payload: encodeLocationPayload([]) },
+    { seed: d.device.signingSeed, publicKey: d.device.signingPublicKey, cert: d.cert }
+  )
+}
+
 /** The user's device list record (root-signed). */
 export function devicesRecord (d: TestDevice): Uint8Array {
   const list = createDeviceList(d.user, [d.cert])
