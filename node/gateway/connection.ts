@@ -218,7 +218,12 @@ export class ClientConnection {
   private maybeDrain (): void {
     if (!this.drainWanted || this.windowFull || this.bufferFull || this.closed || this.device === undefined) return
     this.drainWanted = false
-    this.ctx.delivery.drain(this.device, this.sink)
+    try {
+      this.ctx.delivery.drain(this.device, this.sink)
+    } catch (err) {
+      // runs from socket write callbacks too, where a throw would escape to the process
+      this.log.error({ err }, 'delivery drain failed')
+    }
   }
 
   private push (id: MessageId, envelope: Uint8Array): boolean {
