@@ -146,7 +146,15 @@ export class DefaultClientGateway implements ClientGateway {
 
   private keepalive (): void {
     const now = Date.now()
-    for (const c of this.connections) c.keepalive(now)
+    for (const c of this.connections) {
+      try {
+        c.keepalive(now)
+      } catch (err) {
+        // a timer callback that throws would take the process down
+        this.log.error({ err }, 'keepalive failed')
+        c.terminate()
+      }
+    }
   }
 
   private upgrade (req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -156,7 +164,14 @@ export class DefaultClientGateway implements ClientGateway {
     if (wss === undefined) { refuseUpgrade(socket, '503 Service Unavailable'); return }
     const format: FrameFormat = url.searchParams.get('format') === 'json' ? 'text' : 'binary'
     socket.on('error', (err) => { this.log.debug({ err }, 'client socket error during upgrade') })
-    wss.handleUpgrade(req, socket, head, (ws) => { this.accept(ws as GatewaySocket, req, format) })
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      try {
+        this.accept(ws as GatewaySocket, req, format)
+      } catch (err) {
+        this.log.error({ err }, 'accepting a client connection failed')
+        ws.terminate()
+      }
+    })
   }
 
   private accept (ws: GatewaySocket, req: IncomingMessage, format: FrameFormat): void {
