@@ -468,12 +468,18 @@ describe('client gateway: socket backpressure', () => {
 })
 
 describe('client gateway: lifecycle', () => {
-  it('stop closes every connection and refuses new ones', async () => {
+  it('stop closes every connection and publishes their onDisconnect records before it resolves', async () => {
     const gw = await startGateway()
     const client = await TestClient.connect(gw.url)
+    const a = testDevice()
+    await client.auth(a)
+    const offline = locationRecord(a, 2, false)
+    await client.ok('publish', { records: [], onDisconnect: [offline] })
     await gw.gateway.stop()
+    assert.deepEqual(gw.directory.published.at(-1), [offline])
     assert.equal((await withTimeout(client.closed, 'close')).code, 1001)
     assert.equal(gw.gateway.connectionCount(), 0)
+    await assert.rejects(TestClient.connect(gw.url), 'no new connection after stop')
     await gw.close()
   })
 })
