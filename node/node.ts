@@ -1,6 +1,8 @@
 /**
  * `createNode`: assembles a Talaria node from its parts and runs them in order — storage, libp2p,
- * HTTP — closing them in reverse. The node is a thin facade over the services.
+ * messaging (directory, delivery, mailbox), HTTP, the client gateway — closing them in reverse.
+ * A bootstrap node runs neither messaging nor the gateway. The node is a thin facade over the
+ * services.
  */
 import { isIP } from 'node:net'
 import { readFileSync } from 'node:fs'
@@ -34,6 +36,7 @@ import {
   type NodeRole,
   type TalariaNodeInit
 } from './options.js'
+import { createClientGateway, type ClientGateway } from './gateway/index.js'
 import type { ClientGatewayInit } from './gateway/options.js'
 import { createMessaging, type Messaging } from './messaging/index.js'
 import { DefaultPubSub, type PubSubRouter } from './pubsub.js'
@@ -166,6 +169,7 @@ interface Running {
   records?: DefaultRecordRouting
   messaging?: Messaging
   http?: DefaultHttpServer
+  gateway?: ClientGateway
   shutdown: AbortController
   detach: Array<() => void>
 }
@@ -282,6 +286,17 @@ class DefaultTalariaNode implements TalariaNode {
         status: () => this.status()
       }, { host: init.httpHost, port: init.httpPort })
       await run.http.start(opts.signal !== undefined ? { signal: opts.signal } : {})
+      if (run.messaging !== undefined) {
+        run.gateway = createClientGateway(init.gateway, {
+          http: run.http,
+          delivery: run.messaging.delivery,
+          directory: run.messaging.directory,
+          peerId: this.peerId,
+          getMultiaddrs: () => this.getMultiaddrs(),
+          logger: init.logger.child({ component: 'gateway' })
+        })
+        await run.gateway.start(opts.signal !== undefined ? { signal: opts.signal } : {})
+      }
     } catch (err) {
       this.log.error({ err }, 'start failed, rolling back')
       await this.teardown(run)
@@ -314,6 +329,7 @@ class DefaultTalariaNode implements TalariaNode {
   private async teardown (run: Running): Promise<void> {
     run.shutdown.abort(new NodeError('ERR_NOT_STARTED', 'the node is stopping'))
     const steps: Array<[string, () => Promise<void> | void]> = [
+      ['gateway', async () => { await run.gateway?.stop() }],
       ['http', async () => { await run.http?.stop() }],
       ['messaging', async () => { await run.messaging?.stop() }],
       ['listeners', () => { for (const detach of run.detach.splice(0).reverse()) detach() }],

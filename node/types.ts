@@ -122,9 +122,9 @@ export interface TalariaNode {
   readonly httpUrl: string
   /** Port the HTTP server is bound to; throws ERR_NOT_STARTED before start. */
   readonly httpPort: number
-  /** Opens storage, libp2p and the HTTP server; a failure rolls back what started. */
+  /** Opens storage, libp2p, messaging, the HTTP server and the client gateway; a failure rolls back what started. */
   start(opts?: AbortOptions): Promise<void>
-  /** Closes HTTP, libp2p and storage in that order; idempotent. */
+  /** Closes the gateway, HTTP, messaging, libp2p and storage in that order; idempotent. */
   stop(opts?: AbortOptions): Promise<void>
   /** Multiaddrs the node is reachable at, each ending in /p2p/<peer id>. */
   getMultiaddrs(): string[]

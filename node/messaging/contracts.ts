@@ -29,6 +29,7 @@ export interface DeviceSink {
   /**
    * Pushes one envelope to the device. Returns false when the connection's push window is full
    * (the service then waits for {@link DeliveryService.ack} or a `drain` call before pushing more).
+   * False means the envelope was not taken: the service pushes it again once there is room.
    */
   push(id: MessageId, envelope: Uint8Array): boolean
   /** Envelopes this device sent have reached the recipient's inbox or mailbox replicas. */

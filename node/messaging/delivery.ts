@@ -575,18 +575,19 @@ export class DefaultDeliveryService implements DeliveryService {
             s.paused = true
             break
           }
-          s.pushed.add(m.id)
-          let more: boolean
+          let taken: boolean
           try {
-            more = s.sink.push(m.id as MessageId, m.body)
+            taken = s.sink.push(m.id as MessageId, m.body)
           } catch (err) {
             this.components.logger.warn({ err }, 'sink.push threw')
-            more = false
+            taken = false
           }
-          if (!more) {
+          // false: the sink did not take it; it is pushed again after drain or an ack
+          if (!taken) {
             s.paused = true
             break
           }
+          s.pushed.add(m.id)
         }
         if (s.paused) break
         const last = page[page.length - 1] as StoredMessage

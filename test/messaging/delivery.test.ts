@@ -67,6 +67,30 @@ describe('1:1 delivery between real nodes', () => {
     }
   })
 
+  test('a sink with a push window of 8 gets 30 envelopes in order, 8 at a time as it acks', async () => {
+    const { delivery } = (nodes[3] as TalariaNode).messaging()
+    const alice = testDevice()
+    const bob = testDevice()
+    const sink = new RecordingSink(8)
+    const detach = delivery.attach(bob.ref, sinkOf(sink))
+    try {
+      const all = envelopes(alice, bob, 30)
+      await delivery.submit(alice.ref, all)
+      // bounded: each round acks what the window holds, at most 30 / 8 + 1 rounds
+      for (let round = 0; round < 5 && sink.pushed.length < 30; round++) {
+        const expected = Math.min(30, (round + 1) * 8)
+        await sink.until(() => sink.pushed.length >= expected, `${expected} pushes`)
+        assert.equal(sink.unacked.size, 8 - (expected === 30 ? 2 : 0))
+        const ids = [...sink.unacked]
+        sink.acked(ids)
+        await delivery.ack(bob.ref, ids)
+      }
+      assert.deepEqual(sink.pushed.map((p) => p.id), all.map((e) => e.envelope.id))
+    } finally {
+      detach()
+    }
+  })
+
   test('an envelope not from the submitting device is refused with ERR_NOT_SENDER', async () => {
     const { delivery } = (nodes[1] as TalariaNode).messaging()
     const alice = testDevice()

@@ -82,10 +82,21 @@ export class RecordingSink {
 
   constructor (private readonly window = Number.POSITIVE_INFINITY) {}
 
+  /** Ids pushed and not yet acked by the test. */
+  readonly unacked = new Set<MessageId>()
+
+  /** Takes the envelope unless `window` envelopes are unacked, like the gateway's push window. */
   push (id: MessageId, bytes: Uint8Array): boolean {
+    if (this.unacked.size >= this.window) return false
+    this.unacked.add(id)
     this.pushed.push({ id, bytes })
     this.wake()
-    return this.pushed.length < this.window
+    return true
+  }
+
+  /** Marks ids acked (the test then calls DeliveryService.ack). */
+  acked (ids: MessageId[]): void {
+    for (const id of ids) this.unacked.delete(id)
   }
 
   readonly deliveredIds = (ids: MessageId[]): void => {
