@@ -7,6 +7,7 @@ import { LevelStore, addDevice, createClient, createIdentity, decodeIdentity, en
 import { decodeDeviceList } from '../../protocol/identity.js'
 import { encodeDeviceList } from '../../protocol/identity.js'
 import { directConversationId } from '../../protocol/ids.js'
+import { decodeLocationPayload, decodeRecord } from '../../protocol/records.js'
 import { collectMessages, nextEvent } from './collect.js'
 import { FakeNode } from './fake-node.js'
 
@@ -183,6 +184,73 @@ describe('client over a fake node', () => {
       const other = createClient({ url: 'ws://fake/v1', WebSocket: node.WebSocket, identity: createIdentity(), store: new LevelStore(join(dir, 'bob')) })
       await assert.rejects(other.connect(), { code: 'ERR_STORE_MISMATCH' })
       await other.close()
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('sends read receipts for received messages to the device they came from', async () => {
+    const node = new FakeNode()
+    const alice = createIdentity()
+    const bob = createIdentity()
+    await withClients(node, [{ identity: alice }, { identity: bob, autoDeliveredReceipts: false }], async ([a, b]) => {
+      const got = collectMessages(b!, 2, WAIT)
+      const ids = [await a!.send(bob.user.userId, 'r1'), await a!.send(bob.user.userId, 'r2')]
+      await got
+      const read = nextEvent(a!, 'receipt', WAIT)
+      await b!.markRead(ids)
+      const r = await read
+      assert.equal(r.receipt, 'read')
+      assert.deepEqual(r.ids, ids)
+      assert.equal(r.fromDevice, bob.device.deviceId)
+    })
+  })
+
+  it('republishes its location on the refresh interval, each time with a newer withdrawal for disconnect', async () => {
+    const node = new FakeNode()
+    const alice = createIdentity()
+    await withClients(node, [{ identity: alice, locationRefreshMs: 50 }], async () => {
+      const key = `location/${alice.device.deviceId}`
+      const first = decodeRecord(node.records.get(key)!).seq
+      const deadline = Date.now() + WAIT
+      while (decodeRecord(node.records.get(key)!).seq === first) {
+        if (Date.now() > deadline) throw new Error('location never refreshed')
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      const socket = [...node.sockets][0]!
+      const withdraw = decodeRecord(socket.onDisconnect[0]!)
+      const current = decodeRecord(node.records.get(key)!)
+      assert.equal(withdraw.seq, current.seq + 1, 'the withdrawal beats the current record')
+      assert.deepEqual(decodeLocationPayload(withdraw.payload), [])
+      assert.equal(decodeLocationPayload(current.payload)[0]!.node, node.peerId)
+    })
+  })
+
+  it('remembers seen ids across restarts: a resend of an old message (new envelope, same logical id) is not shown again', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'talaria-client-'))
+    try {
+      const node = new FakeNode()
+      const alice = createIdentity()
+      const bob = createIdentity()
+      const inits = (): Array<Omit<ClientInit, 'url'>> => [
+        { identity: alice, store: new LevelStore(join(dir, 'alice')) },
+        { identity: bob, store: new LevelStore(join(dir, 'bob')) }
+      ]
+      await withClients(node, inits(), async ([a, b]) => {
+        const got = collectMessages(b!, 1, WAIT)
+        await a!.send(bob.user.userId, 'once')
+        await got
+      })
+      await withClients(node, inits(), async ([a, b]) => {
+        const seen: string[] = []
+        b!.on('message', (m) => { seen.push(m.text) })
+        const conv = directConversationId(alice.user.userId, bob.user.userId)
+        const before = node.sent.length
+        await (a as unknown as { resend: (u: string, d: string, c: string, f: number, t: number) => Promise<void> }).resend(bob.user.userId, bob.device.deviceId, conv, 1, 1)
+        assert.equal(node.sent.length - before, 1, 'alice resent from her persisted log')
+        await waitIdle(node, bob.device.deviceId)
+        assert.deepEqual(seen, [])
+      })
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
