@@ -152,6 +152,33 @@ describe('client over a fake node', () => {
     })
   })
 
+  it('spaces reconnect attempts by the jittered exponential backoff, bounded by its maximum', async () => {
+    const node = new FakeNode()
+    const base = 40
+    const max = 160
+    await withClients(node, [{ identity: createIdentity(), reconnectBaseMs: base, reconnectMaxMs: max }], async ([a]) => {
+      node.down = true
+      const first = node.attempts.length
+      const droppedAt = Date.now()
+      node.dropAll()
+      const deadline = Date.now() + WAIT
+      while (node.attempts.length < first + 6) {
+        if (Date.now() > deadline) throw new Error('too few reconnect attempts')
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+      const times = [droppedAt, ...node.attempts.slice(first, first + 6)]
+      const gaps = times.slice(1).map((t, i) => t - times[i]!)
+      // attempt n waits in [cap/2, cap], cap = min(max, base * 2^n); timers add a little slack
+      gaps.forEach((gap, n) => {
+        const cap = Math.min(max, base * 2 ** n)
+        assert.ok(gap >= cap / 2 - 5, `attempt ${n}: ${gap} ms < ${cap / 2}`)
+        assert.ok(gap <= cap + 100, `attempt ${n}: ${gap} ms > ${cap}`)
+      })
+      node.down = false
+      await nextEvent(a!, 'connected', WAIT)
+    })
+  })
+
   it('keeps sessions, counters and seen ids in LevelStores across client restarts', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'talaria-client-'))
     try {

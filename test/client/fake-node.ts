@@ -24,6 +24,8 @@ export class FakeNode {
   readonly sent: DirectEnvelope[] = []
   filter: EnvelopeFilter = () => 'deliver'
   connectionsOpened = 0
+  /** When each connection attempt reached the node (ms since the epoch). */
+  readonly attempts: number[] = []
   /** Refuse new connections (their sockets close at once). */
   down = false
 
@@ -114,6 +116,7 @@ export class FakeSocket implements WebSocketLike {
   constructor (node: FakeNode, _url: string) {
     this.node = node
     node.connectionsOpened++
+    node.attempts.push(Date.now())
     setTimeout(() => {
       if (node.down) { this.serverClose(1006, 'refused'); return }
       this.readyState = 1
