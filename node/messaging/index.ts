@@ -91,6 +91,7 @@ export function createMessaging (components: MessagingComponents, init: Messagin
         if (event.name === 'FINAL_PEER') yield event.peer.id
       }
     },
+    connectedPeers: () => libp2p.getPeers(),
     peerProtocols: async (peer) => {
       try {
         return (await libp2p.peerStore.get(peer)).protocols

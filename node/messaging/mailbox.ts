@@ -67,6 +67,8 @@ export interface MailboxComponents {
   dialProtocol: (peer: PeerId, protocol: string, opts: { signal: AbortSignal }) => Promise<Stream>
   /** The DHT's closest peers to `key` (kad-dht `getClosestPeers`, FINAL_PEER ids). */
   getClosestPeers: (key: Uint8Array, opts: { signal: AbortSignal }) => AsyncIterable<PeerId>
+  /** Peers this node is connected to: candidates too, so a slow or failed DHT walk still finds replicas. */
+  connectedPeers: () => PeerId[]
   /** The protocols a peer announced (identify), or undefined when unknown. */
   peerProtocols: (peer: PeerId) => Promise<string[] | undefined>
   logger: Logger
@@ -212,6 +214,7 @@ export class MailboxService {
       this.components.logger.debug({ err, user }, 'replica lookup ended early')
     }
     if (this.components.shutdown.aborted) throw new TalariaError('ERR_UNAVAILABLE', 'the node is stopping')
+    for (const peer of this.components.connectedPeers()) found.set(peer.toString(), peer)
     const ranked = [...found.values()].map((p) => ({ p, id: kadId(p.toMultihash().bytes) }))
       .sort((a, b) => xorCompare(target, a.id, b.id))
     const peers: PeerId[] = []
