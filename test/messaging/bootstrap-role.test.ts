@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import type { TalariaNode } from '../../node/index.js'
+import { startMesh, type CloseAll } from '../helpers/mesh.js'
+import { envelopes, RecordingSink, sinkOf, testDevice } from './fixtures.js'
+
+describe('bootstrap nodes carry no messaging', () => {
+  let nodes: TalariaNode[] = []
+  let closeAll: CloseAll = async () => {}
+
+  before(async () => {
+    [nodes, closeAll] = await startMesh(4, { perNode: (i) => i === 0 ? { role: 'bootstrap' } : {} })
+  })
+  after(async () => { await closeAll() })
+
+  test('a bootstrap node has no messaging services and is never a mailbox replica', async () => {
+    const [bootstrap, sender, , host] = nodes as [TalariaNode, TalariaNode, TalariaNode, TalariaNode]
+    assert.throws(() => bootstrap.messaging(), { code: 'ERR_ROLE' })
+    const alice = testDevice()
+    const bob = testDevice()
+    const replicas = await sender.messaging().mailbox.replicas(bob.ref.user)
+    assert.ok(!replicas.some((p) => p.toString() === bootstrap.peerId), 'the bootstrap node is not a replica')
+    assert.ok(replicas.length >= 2)
+
+    const senderSink = new RecordingSink()
+    const detach = sender.messaging().delivery.attach(alice.ref, sinkOf(senderSink))
+    try {
+      const all = envelopes(alice, bob, 10)
+      await sender.messaging().delivery.submit(alice.ref, all)
+      await senderSink.until(() => senderSink.delivered.size >= 10, '10 delivered to the replicas')
+      const sink = new RecordingSink()
+      const detachBob = host.messaging().delivery.attach(bob.ref, sinkOf(sink))
+      await sink.until(() => sink.pushed.length >= 10, '10 pushes')
+      detachBob()
+    } finally {
+      detach()
+    }
+  })
+})
