@@ -61,6 +61,28 @@ describe('offline delivery through mailbox replicas', () => {
     }
   })
 
+  test('envelopes a device received but never acked follow it to another node when it disconnects', async () => {
+    const [first, second] = [nodes[4] as TalariaNode, nodes[5] as TalariaNode]
+    const alice = testDevice()
+    const bob = testDevice()
+    const sink = new RecordingSink()
+    const detach = first.messaging().delivery.attach(bob.ref, sinkOf(sink))
+    const all = envelopes(alice, bob, 5)
+    await first.messaging().delivery.submit(alice.ref, all)
+    await sink.until(() => sink.pushed.length >= 5, '5 pushes on the first node')
+    // gone without acking: the node copies them to the replicas
+    detach()
+    await waitUntil(async () => (await Promise.all(nodes.map(async (n) => await held(n, bob)))).filter((c) => c === 5).length >= 2, { what: 'the unacked envelopes reached the replicas' })
+    const later = new RecordingSink()
+    const detachLater = second.messaging().delivery.attach(bob.ref, sinkOf(later))
+    try {
+      await later.until(() => later.pushed.length >= 5, '5 pushes on the second node')
+      assert.deepEqual(later.pushed.map((p) => p.id), all.map((e) => e.envelope.id))
+    } finally {
+      detachLater()
+    }
+  })
+
   test('a replica stops while the recipient is offline: everything still arrives', async () => {
     const sender = nodes[2] as TalariaNode
     const alice = testDevice()
