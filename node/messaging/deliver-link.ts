@@ -6,7 +6,7 @@
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import { TalariaError } from '../../protocol/errors.js'
-import { readFrames, writeFrame } from './streams.js'
+import { DEFAULT_PARTIAL_FRAME_TIMEOUT_MS, readFrames, writeFrame } from './streams.js'
 import { decodeDeliverFrame, DELIVER_PROTOCOL, encodeDeliverFrame, MAX_ENVELOPES_PER_FRAME, type DeliverResult } from './wire.js'
 
 /** Batches in flight (sent, not yet acked) per peer stream. */
@@ -169,7 +169,7 @@ export function deliverStreamHandler (onBatch: BatchHandler, components: { logge
   return async (stream: Stream, connection: Connection): Promise<void> => {
     const from = connection.remotePeer
     try {
-      for await (const body of readFrames(stream)) {
+      for await (const body of readFrames(stream, undefined, DEFAULT_PARTIAL_FRAME_TIMEOUT_MS)) {
         const f = decodeDeliverFrame(body)
         if (f.t !== 'batch') throw new TalariaError('ERR_BAD_FRAME', 'only batches travel this way')
         const results = await onBatch(f.envelopes, from)

@@ -10,11 +10,33 @@ export async function writeFrame (stream: Stream, bytes: Uint8Array, opts: { sig
   if (!stream.send(bytes)) await stream.onDrain(opts.signal !== undefined ? { signal: opts.signal } : {})
 }
 
-/** Yields every frame body read from `stream`; throws ProtocolError('ERR_TOO_LARGE') on an oversized frame. */
-export async function * readFrames (stream: Stream, maxFrameBytes?: number): AsyncGenerator<Uint8Array> {
+/** How long a frame may stay incomplete on a long-lived stream before the stream is aborted, in milliseconds. */
+export const DEFAULT_PARTIAL_FRAME_TIMEOUT_MS = 10_000
+
+/**
+ * Yields every frame body read from `stream`; throws ProtocolError('ERR_TOO_LARGE') on an
+ * oversized frame. With `partialFrameTimeoutMs`, a frame left incomplete that long aborts the
+ * stream, so a peer cannot hold a reader (and its buffer) with a trickle or a truncated frame.
+ */
+export async function * readFrames (stream: Stream, maxFrameBytes?: number, partialFrameTimeoutMs?: number): AsyncGenerator<Uint8Array> {
   const reader = new FrameReader(maxFrameBytes)
-  for await (const chunk of stream) {
-    for (const f of reader.push(chunkBytes(chunk))) yield f
+  let timer: ReturnType<typeof setTimeout> | undefined
+  try {
+    for await (const chunk of stream) {
+      const frames = reader.push(chunkBytes(chunk))
+      if (partialFrameTimeoutMs !== undefined) {
+        if (reader.pending === 0) {
+          clearTimeout(timer)
+          timer = undefined
+        } else if (timer === undefined) {
+          timer = setTimeout(() => { stream.abort(new Error('incomplete frame timed out')) }, partialFrameTimeoutMs)
+          timer.unref()
+        }
+      }
+      for (const f of frames) yield f
+    }
+  } finally {
+    clearTimeout(timer)
   }
 }
 

@@ -13,6 +13,7 @@ import {
 } from '../../node/messaging/wire.js'
 import type { TalariaNode } from '../../node/index.js'
 import { DEFAULT_MAILBOX_REQUEST_TIMEOUT_MS } from '../../node/messaging/mailbox.js'
+import { DEFAULT_PARTIAL_FRAME_TIMEOUT_MS } from '../../node/messaging/streams.js'
 import { firstTcpAddr, startMesh, type CloseAll } from '../helpers/mesh.js'
 import { envelope, envelopes, locationRecord, RecordingSink, sinkOf, testDevice } from './fixtures.js'
 
@@ -63,8 +64,8 @@ describe('hostile peers on the messaging protocols', () => {
       test(`${protocol}: ${what} → the node closes that stream`, async () => {
         const target = nodes[1] as TalariaNode
         const stream = await attacker.dialProtocol(multiaddr(firstTcpAddr(target)), protocol)
-        // a mailbox request that never completes is cut by the node's request deadline
-        const reading = readToEnd(stream, protocol === MAILBOX_PROTOCOL ? DEFAULT_MAILBOX_REQUEST_TIMEOUT_MS + 5_000 : 10_000)
+        // a frame that never completes is cut by the node's deadline (request or partial frame)
+        const reading = readToEnd(stream, Math.max(DEFAULT_MAILBOX_REQUEST_TIMEOUT_MS, DEFAULT_PARTIAL_FRAME_TIMEOUT_MS) + 5_000)
         stream.send(bytes)
         // the peer ends its side; the node must end the stream rather than wait for the rest
         if (what.startsWith('a truncated')) await stream.close()
