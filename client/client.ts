@@ -68,6 +68,8 @@ export const MAX_SESSIONS_PER_DEVICE = 4
 export const DEFAULT_SEND_PIPELINE = 4
 /** Pause before retrying a refused or unanswered `send` when the node gave no hint, in milliseconds. */
 export const DEFAULT_SEND_RETRY_MS = 200
+/** Lookups retried when the sender of a session-starting envelope cannot be checked. */
+const SENDER_LOOKUP_RETRIES = 3
 /** Envelope id → logical id entries kept to translate the node's `delivered` events. */
 const MAX_DELIVERY_MAP = 20_000
 /** Envelope ids remembered in memory to skip duplicate pushes without a decryption attempt. */
@@ -199,6 +201,8 @@ interface Directory {
 
 interface PendingMessage extends ClientMessage {
   stream: string
+  /** Where the sender's stream to this device starts (see TextContent.base). */
+  base?: number
 }
 
 interface OutJob {
@@ -542,11 +546,12 @@ class DefaultTalariaClient implements TalariaClient {
     this.failExpired(new ClientError('ERR_CLOSED', 'client closed'))
     this.ordering.close()
     await this.flushAcks().catch(() => {})
-    await Promise.allSettled([...this.background])
-    await this.lock.run(async () => {})
     clearTimeout(this.ackTimer)
+    // requests still in flight fail at once instead of running into their timeouts
     this.conn?.close('client closed')
     this.conn = undefined
+    await Promise.allSettled([...this.background])
+    await this.lock.run(async () => {})
     if (this.storeOpen) {
       this.storeOpen = false
       await this.store.close()
@@ -716,7 +721,13 @@ class DefaultTalariaClient implements TalariaClient {
       for (const peer of [...targets, ...own]) {
         if (peer.device === this.deviceId) continue
         const entry = await this.sendingSession(peer)
-        const content: TextContent = { type: 'text', id, text, sentAt }
+        const baseKey = `base/${conv}/${peer.device}`
+        let base = await this.readCounter(baseKey)
+        if (base === 0) {
+          base = seq
+          ops.push({ type: 'put', ns: 'counters', key: baseKey, value: encodeValue(base) })
+        }
+        const content: TextContent = { type: 'text', id, text, sentAt, base }
         if (peer.user === this.userId) content.peer = to
         out.push(this.encryptTo(entry, peer, conv, seq, sentAt, content))
         touched.add(peer.device)
@@ -927,7 +938,16 @@ class DefaultTalariaClient implements TalariaClient {
     // the sender's device must be in its user's verified device list with the key X3DH used;
     // the lookup happens before the lock so a slow node does not stall other work
     let sender: PeerDevice | undefined
-    if (env.type === 'prekey') sender = await this.peerDevice(env.from.user, env.from.device).catch(() => undefined)
+    if (env.type === 'prekey' && !(await this.knowsInit(env))) {
+      try {
+        sender = await this.verifiedSender(env.from.user, env.from.device)
+      } catch (err) {
+        // the sender could not be checked (the node or the DHT failed us): leave the envelope
+        // unacked, so the node pushes it again after the next connect, rather than lose it
+        this.log.warn({ err, from: env.from.device }, 'cannot verify the sender now; envelope left for later')
+        return
+      }
+    }
     const result = await this.lock.run(async () => await this.decryptAndStore(env, sender))
     this.remember(this.recentEnvelopes, env.id, true, MAX_RECENT_ENVELOPES)
     this.queueAck(env.id)
@@ -939,6 +959,30 @@ class DefaultTalariaClient implements TalariaClient {
       this.emit('receipt', { from: env.from.user, fromDevice: env.from.device, receipt: c.receipt, ids: c.ids })
     } else {
       this.spawn(this.resend(env.from.user, env.from.device, c.conv, c.fromSeq, c.toSeq), 'resend')
+    }
+  }
+
+  /** True when a prekey envelope belongs to a session this device already has (no lookup needed). */
+  private async knowsInit (env: DirectEnvelope): Promise<boolean> {
+    const ek = env.init === undefined ? undefined : toHex(env.init.ephemeralKey)
+    return await this.lock.run(async () => (await this.loadSessions(env.from.device)).some((e) => e.initEk === ek))
+  }
+
+  /**
+   * The sender device from its user's verified device list, refreshing the lookup when it is
+   * unknown; undefined when the list does not hold it. Transient failures are retried a few times
+   * and then thrown.
+   */
+  private async verifiedSender (user: UserId, device: DeviceId): Promise<PeerDevice | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.peerDevice(user, device)
+      } catch (err) {
+        const code = err instanceof TalariaError ? err.code : ''
+        // a list that does not verify will not verify on a retry either
+        if (code === 'ERR_INVALID_RECORD' || attempt >= SENDER_LOOKUP_RETRIES || this.closing) throw err
+        await new Promise((resolve) => setTimeout(resolve, DEFAULT_SEND_RETRY_MS * 2 ** attempt))
+      }
     }
   }
 
@@ -1040,6 +1084,7 @@ class DefaultTalariaClient implements TalariaClient {
     }
     const m: PendingMessage = { stream: `${env.from.device}/${env.conv}`, id: c.id, from: env.from.user, fromDevice: env.from.device, conv: env.conv, seq: env.seq, text: c.text, sentAt: c.sentAt }
     if (c.peer !== undefined) m.peer = c.peer
+    if (c.base !== undefined) m.base = c.base
     return m
   }
 
@@ -1130,8 +1175,10 @@ class DefaultTalariaClient implements TalariaClient {
     this.log.info({ device, conv, fromSeq, toSeq, found: entries.length }, 'resending on request')
     const envs = await this.lock.run(async () => {
       const entry = await this.sendingSession(peer)
+      const base = await this.readCounter(`base/${conv}/${device}`)
       const out = entries.map((s) => {
         const content: TextContent = { type: 'text', id: s.id, text: s.text, sentAt: s.sentAt }
+        if (base > 0) content.base = base
         if (user === this.userId) content.peer = s.to
         return this.encryptTo(entry, peer, conv, s.seq, s.sentAt, content)
       })
@@ -1187,6 +1234,7 @@ function decodePending (bytes: Uint8Array): PendingMessage {
     sentAt: expectUint(o.sentAt, 'pending.sentAt')
   }
   if (o.peer !== undefined) m.peer = parseUserId(o.peer)
+  if (o.base !== undefined) m.base = expectUint(o.base, 'pending.base')
   return m
 }
 

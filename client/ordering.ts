@@ -18,6 +18,8 @@ export interface Sequenced {
   /** Stream key: sender device and conversation. */
   stream: string
   seq: number
+  /** Where the stream starts, when the sender says so; used only for a stream not seen before. */
+  base?: number
 }
 
 /** Timer functions (injectable for tests). */
@@ -54,9 +56,10 @@ const defaultTimers: OrderingTimers = {
 }
 
 /**
- * Per-stream ordering. The first message of an unknown stream fixes its baseline (a device added
- * later starts mid-stream); a message below the expected seq that was never delivered (it lost a
- * race with that first message) is delivered at once rather than dropped.
+ * Per-stream ordering. An unknown stream starts at the sender's `base` when the message carries
+ * one, else at its first message (a device added later starts mid-stream); a message below the
+ * expected seq that was never delivered (it lost a race with that first message) is delivered at
+ * once rather than dropped.
  */
 export class OrderingBuffer<M extends Sequenced> {
   private readonly streams = new Map<string, StreamState<M>>()
@@ -104,7 +107,7 @@ export class OrderingBuffer<M extends Sequenced> {
   /** Offers a message (already deduplicated by the caller). */
   offer (m: M): void {
     const s = this.state(m.stream)
-    if (s.next === undefined) s.next = m.seq
+    if (s.next === undefined) s.next = m.base !== undefined && m.base <= m.seq ? m.base : m.seq
     if (m.seq < s.next) {
       this.init.deliver(m)
       return

@@ -6,7 +6,8 @@
  *
  * - `text`: a chat message. `id` is the logical message id the application sees (the envelope id
  *   is a per-device transport id). `peer` is set only on the copies a sender sends to its own
- *   other devices: it names the other party of the conversation.
+ *   other devices: it names the other party of the conversation. `base` says where the sender's
+ *   stream to this device starts.
  * - `receipt`: delivered / read receipts for logical message ids.
  * - `gap`: asks the sending device to resend its messages `fromSeq..toSeq` of a conversation.
  */
@@ -37,6 +38,12 @@ export interface TextContent {
   sentAt: number
   /** On copies to the sender's own devices: the other party of the conversation. */
   peer?: UserId
+  /**
+   * The first seq this sender device sent to this recipient device in this conversation: where
+   * the recipient's ordered stream starts, so a first message that arrives late is waited for
+   * instead of being overtaken by the second.
+   */
+  base?: number
 }
 
 /** Delivered or read receipts for logical message ids. */
@@ -66,6 +73,7 @@ export function encodeContent (c: Content): Uint8Array {
       expectUint(c.sentAt, 'content.sentAt')
       const wire: Record<string, unknown> = { v: CONTENT_FORMAT_VERSION, type: 'text', id: c.id, text: c.text, sentAt: c.sentAt }
       if (c.peer !== undefined) wire.peer = parseUserId(c.peer)
+      if (c.base !== undefined) wire.base = expectUint(c.base, 'content.base', Number.MAX_SAFE_INTEGER, 1)
       return encodeValue(wire)
     }
     case 'receipt':
@@ -110,6 +118,7 @@ export function decodeContent (bytes: Uint8Array): Content {
         sentAt: expectUint(o.sentAt, 'content.sentAt')
       }
       if (o.peer !== undefined) c.peer = parseUserId(o.peer)
+      if (o.base !== undefined) c.base = expectUint(o.base, 'content.base', Number.MAX_SAFE_INTEGER, 1)
       return c
     }
     case 'receipt':

@@ -115,6 +115,23 @@ describe('client over a fake node', () => {
     })
   })
 
+  it('waits for a first message that arrives after the second instead of showing them out of order', async () => {
+    const node = new FakeNode()
+    const alice = createIdentity()
+    const bob = createIdentity()
+    let held = 0
+    node.filter = (env) => {
+      if (env.to.device === bob.device.deviceId && env.seq === 1 && held === 0) { held++; return 'drop' }
+      return 'deliver'
+    }
+    await withClients(node, [{ identity: alice }, { identity: bob, gapTimeoutMs: 100 }], async ([a, b]) => {
+      const got = collectMessages(b!, 2, WAIT)
+      await a!.send(bob.user.userId, 'one')
+      await a!.send(bob.user.userId, 'two')
+      assert.deepEqual((await got).map((m) => m.text), ['one', 'two'])
+    })
+  })
+
   it('copies what a device sends to the user\'s other devices, with peer set', async () => {
     const node = new FakeNode()
     const { identity: alice1, added: alice2 } = addDevice(createIdentity())

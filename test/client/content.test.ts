@@ -12,7 +12,7 @@ describe('content schema', () => {
   it('round-trips every type', () => {
     const samples: Content[] = [
       { type: 'text', id: newMessageId(), text: 'héllo ✓', sentAt: 1_700_000_000_000 },
-      { type: 'text', id: newMessageId(), text: '', sentAt: 0, peer: u2 },
+      { type: 'text', id: newMessageId(), text: '', sentAt: 0, peer: u2, base: 7 },
       { type: 'receipt', receipt: 'read', ids: [newMessageId(), newMessageId()] },
       { type: 'gap', conv: directConversationId(u1, u2), fromSeq: 3, toSeq: 9 }
     ]
@@ -26,6 +26,7 @@ describe('content schema', () => {
       { v: 1, type: 'text', id: 'nope', text: 'x', sentAt: 1 },
       { v: 1, type: 'text', id: newMessageId(), text: 5, sentAt: 1 },
       { v: 1, type: 'text', id: newMessageId(), text: 'x', sentAt: -1 },
+      { v: 1, type: 'text', id: newMessageId(), text: 'x', sentAt: 1, base: 0 },
       { v: 1, type: 'receipt', receipt: 'seen', ids: [newMessageId()] },
       { v: 1, type: 'receipt', receipt: 'read', ids: [] },
       { v: 1, type: 'gap', conv: directConversationId(u1, u2), fromSeq: 5, toSeq: 4 },

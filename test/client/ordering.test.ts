@@ -59,6 +59,16 @@ describe('OrderingBuffer', () => {
     assert.equal(buf.nextSeq('s'), 59)
   })
 
+  it('starts an unknown stream at the sender\'s base, so a late first message is waited for', () => {
+    const { buf, delivered, gaps, timers, m } = setup()
+    buf.offer({ ...m(2), base: 1 })
+    assert.equal(delivered.length, 0)
+    timers.fire()
+    assert.deepEqual(gaps, [['s', 1, 1]])
+    buf.offer({ ...m(1), base: 1 })
+    assert.deepEqual(delivered.map((x) => x.seq), [1, 2])
+  })
+
   it('asks for the missing range after the timeout, and stops asking once it is filled', () => {
     const { buf, delivered, gaps, timers, m } = setup()
     buf.setNext('s', 1)
