@@ -3,10 +3,14 @@
  * the limits a client must respect are announced in the challenge.
  */
 import type { CryptoProvider } from '../../protocol/crypto/provider.js'
+import { MAX_ENVELOPE_BYTES } from '../../protocol/limits.js'
 import { NodeError } from '../errors.js'
 
-/** Largest frame accepted, in bytes. */
-export const DEFAULT_MAX_FRAME_BYTES = 256 * 1024
+/**
+ * Largest frame accepted, in bytes: one largest envelope plus the framing of a `send` request,
+ * so any valid envelope can be sent on the defaults.
+ */
+export const DEFAULT_MAX_FRAME_BYTES = MAX_ENVELOPE_BYTES + 4 * 1024
 /** Requests per second per connection (refill rate of its token bucket). */
 export const DEFAULT_MAX_REQUESTS_PER_SECOND = 200
 /** Requests a connection may make in a burst (size of its token bucket). */
