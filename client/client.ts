@@ -424,7 +424,12 @@ class DefaultTalariaClient implements TalariaClient {
     await conn.request('auth', { user: this.userId, device: this.deviceId, cert: encodeDeviceCertificate(id.device.cert), deviceList: encodeDeviceList(id.deviceList), sig }, sOpt)
     // adopt a newer device list of this user if one was published (by another device)
     let publishList = true
-    const own = await conn.request('lookup', { user: this.userId }, sOpt)
+    // a failed lookup is not fatal: this device then publishes the list it holds
+    const own = await conn.request('lookup', { user: this.userId }, sOpt).catch((err: unknown) => {
+      if (signal?.aborted === true) throw err
+      this.log.warn({ err }, 'looking up this user\'s own device list failed')
+      return { deviceList: undefined, prekeys: [] }
+    })
     if (own.deviceList !== undefined) {
       try {
         const list = this.verifyDeviceListRecord(this.userId, own.deviceList)
