@@ -94,7 +94,7 @@ export function buildProgram (): Command {
   program.command('send')
     .description("send one message; exits 0 once the node acknowledged it (durable in the node's outbox)")
     .argument('<text>', 'message text')
-    .option('--node <url>', `node WebSocket URL (default: ${DEFAULT_CLIENT_NODE_URL})`, DEFAULT_CLIENT_NODE_URL)
+    .option('--node <url>', 'node WebSocket URL', DEFAULT_CLIENT_NODE_URL)
     .requiredOption('--identity <file>', 'identity file (from `talaria identity new`)')
     .requiredOption('--to <userId>', 'recipient user id')
     .option('--timeout <seconds>', 'give up after this many seconds (default: 30)')
@@ -106,7 +106,7 @@ export function buildProgram (): Command {
 
   program.command('listen')
     .description('print received messages as JSON lines; exits 0 after --count messages, at --timeout, or on Ctrl-C')
-    .option('--node <url>', `node WebSocket URL (default: ${DEFAULT_CLIENT_NODE_URL})`, DEFAULT_CLIENT_NODE_URL)
+    .option('--node <url>', 'node WebSocket URL', DEFAULT_CLIENT_NODE_URL)
     .requiredOption('--identity <file>', 'identity file (from `talaria identity new`)')
     .option('--count <n>', 'exit after this many messages')
     .option('--timeout <seconds>', 'exit after this many seconds')
