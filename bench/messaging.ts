@@ -31,6 +31,8 @@ const THROUGHPUT_COUNT = arg('throughput-count', 10_000)
 const IN_FLIGHT = arg('in-flight', 512)
 const TEXT_BYTES = 256
 const RUN_TIMEOUT_MS = 120_000
+/** Extra Node flags for the node processes, e.g. BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'. */
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a.length > 0)
 
 interface NodeProc { child: ChildProcess, url: string, addr: string }
 
@@ -38,7 +40,7 @@ async function startNode (dataDir: string, bootstrap?: string): Promise<NodeProc
   const args = ['bin/talaria.js', 'start', '--data-dir', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0',
     '--http-host', '127.0.0.1', '--http-port', '0', '--log-level', 'warn']
   if (bootstrap !== undefined) args.push('--bootstrap', bootstrap)
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [...NODE_ARGS, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   return await new Promise((resolve, reject) => {
     const timer = setTimeout(() => { reject(new Error(`node did not start: ${out}`)) }, 30_000)
