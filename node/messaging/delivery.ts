@@ -10,6 +10,11 @@
  * An envelope leaves the outbox, and its sender hears `delivered`, only once it is durable at the
  * recipient's node or on a quorum of replicas. A device that attaches pulls its mailbox into the
  * local inbox first; envelopes leave the inbox only when the device acks them.
+ *
+ * Replicas let this node fetch or delete a device's mailbox only with the device's location record
+ * naming this node (the directory keeps it when the device publishes it). A device attaches before
+ * it publishes its location, so a pull that finds no proof waits for the record instead of the
+ * periodic re-pull; a delete after an ack with no live proof is skipped and the TTL cleans up.
  */
 import type { PeerId } from '@libp2p/interface'
 import type { Logger } from 'pino'
@@ -100,6 +105,8 @@ interface AttachedDevice {
   pumping: boolean
   again: boolean
   poll: ReturnType<typeof setInterval> | undefined
+  /** A pull found no location proof: the next proof for this device starts one. */
+  awaitingProof: boolean
 }
 
 function deviceKey (user: string, device: string): string {
@@ -137,6 +144,7 @@ export class DefaultDeliveryService implements DeliveryService {
   private readonly timers = new Set<ReturnType<typeof setTimeout>>()
   private readonly init: Required<DeliveryInit>
   private started = false
+  private offLocalLocation: (() => void) | undefined
 
   constructor (private readonly components: DeliveryComponents, init: DeliveryInit = {}) {
     this.init = {
@@ -153,6 +161,7 @@ export class DefaultDeliveryService implements DeliveryService {
   /** Starts dispatching, resuming what the outbox holds from before a restart. */
   async start (): Promise<void> {
     this.started = true
+    this.offLocalLocation ??= this.components.directory.onLocalLocation((device) => { this.proofArrived(device) })
     let afterOrder: number | undefined
     let resumed = 0
     // bounded: the outbox is read in pages until it is exhausted or the queue is full
@@ -173,6 +182,8 @@ export class DefaultDeliveryService implements DeliveryService {
   /** Stops dispatching and pushing; what is in flight stays in the outbox for the next start. */
   stop (): void {
     this.started = false
+    this.offLocalLocation?.()
+    this.offLocalLocation = undefined
     for (const t of this.timers) clearTimeout(t)
     this.timers.clear()
     for (const a of this.attached.values()) clearInterval(a.poll)
@@ -429,7 +440,7 @@ export class DefaultDeliveryService implements DeliveryService {
     let a = this.attached.get(k)
     const fresh = a === undefined
     if (a === undefined) {
-      a = { ref: device, sinks: new Set(), syncing: undefined, pumping: false, again: false, poll: undefined }
+      a = { ref: device, sinks: new Set(), syncing: undefined, pumping: false, again: false, poll: undefined, awaitingProof: false }
       this.attached.set(k, a)
     }
     const state: SinkState = { sink, paused: false, pushed: new Set(), cursor: undefined, detached: false }
@@ -438,11 +449,9 @@ export class DefaultDeliveryService implements DeliveryService {
     if (fresh) {
       // a device may have been located here before it attached, and sent to its mailbox meanwhile
       this.components.directory.forgetLocation(device.device)
-      entry.syncing = this.pullMailbox(entry)
+      this.startPull(entry)
       if (this.init.mailboxPollMs > 0) {
-        entry.poll = setInterval(() => {
-          if (entry.syncing === undefined) entry.syncing = this.pullMailbox(entry)
-        }, this.init.mailboxPollMs)
+        entry.poll = setInterval(() => { this.startPull(entry) }, this.init.mailboxPollMs)
         entry.poll.unref()
       }
     } else {
@@ -460,11 +469,35 @@ export class DefaultDeliveryService implements DeliveryService {
     }
   }
 
+  /**
+   * Starts a mailbox pull for an attached device unless one runs. Without a location proof the
+   * replicas would refuse it: the device is marked to pull when its proof arrives, and pushing
+   * from the local inbox goes on meanwhile.
+   */
+  private startPull (a: AttachedDevice): void {
+    if (a.syncing !== undefined) return
+    const proof = this.components.directory.localLocationProof(a.ref.device)
+    if (proof === undefined) {
+      a.awaitingProof = true
+      this.components.logger.debug({ device: a.ref.device }, 'no location proof yet; the mailbox pull waits for it')
+      return
+    }
+    a.awaitingProof = false
+    a.syncing = this.pullMailbox(a, proof)
+  }
+
+  /** A location record placing `device` here arrived: pull now if a pull was waiting for it. */
+  private proofArrived (device: DeviceId): void {
+    for (const a of this.attached.values()) {
+      if (a.ref.device === device && a.awaitingProof) this.startPull(a)
+    }
+  }
+
   /** Pulls the device's mailbox into the local inbox, then pushes. */
-  private async pullMailbox (a: AttachedDevice): Promise<void> {
+  private async pullMailbox (a: AttachedDevice, proof: Uint8Array): Promise<void> {
     const { user, device } = a.ref
     try {
-      const lists = await this.components.mailbox.fetchAll(user, device)
+      const lists = await this.components.mailbox.fetchAll(user, device, proof)
       const seen = new Set<string>()
       const merged: Array<{ id: string, conversation: string, seq: number, body: Uint8Array, e: DirectEnvelope }> = []
       for (const list of lists) {
@@ -534,7 +567,13 @@ export class DefaultDeliveryService implements DeliveryService {
     } catch (err) {
       throw new MessagingError('ERR_UNAVAILABLE', 'the inbox could not delete the envelopes', { cause: err })
     }
-    this.components.mailbox.deleteInBackground(device.user, device.device, ids)
+    const proof = this.components.directory.localLocationProof(device.device)
+    if (proof !== undefined) {
+      this.components.mailbox.deleteInBackground(device.user, device.device, ids, proof)
+    } else {
+      // replicas would refuse the delete; their copies expire with the mailbox TTL
+      this.components.logger.debug({ device: device.device, ids: ids.length }, 'no live location proof; mailbox copies left to expire')
+    }
     const a = this.attached.get(k)
     for (const s of a?.sinks ?? []) {
       for (const id of ids) s.pushed.delete(id)

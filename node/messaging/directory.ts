@@ -1,6 +1,10 @@
 /**
  * The directory: users' device lists, devices' prekeys and locations, as signed DHT records behind
  * a short-lived LRU cache, so that sending a message costs no DHT lookup while the cache is warm.
+ *
+ * It also keeps, per device, the newest valid location record that places the device on this node:
+ * the proof mailbox replicas demand before they let this node fetch or delete the device's offline
+ * envelopes (see mailbox.ts).
  */
 import type { Logger } from 'pino'
 import { certificateToWire, isDeviceActive, verifyDeviceList, type DeviceList } from '../../protocol/identity.js'
@@ -25,6 +29,8 @@ export const DEFAULT_NEGATIVE_CACHE_TTL_MS = 5_000
 export const DEFAULT_DIRECTORY_CACHE_SIZE = 10_000
 /** Records published in parallel by one `publish` call. */
 export const DEFAULT_PUBLISH_CONCURRENCY = 4
+/** Devices whose location proof for this node is kept, at most; the least recently stored go first. */
+export const DEFAULT_MAX_LOCAL_PROOFS = 10_000
 
 /** What the directory uses: the node's record routing. */
 export interface DirectoryComponents {
@@ -32,6 +38,8 @@ export interface DirectoryComponents {
   getRecord: (key: Uint8Array, opts: CallOptions) => Promise<SignedRecord>
   /** Stores a validated record in the DHT. */
   putRecord: (record: Uint8Array, opts: CallOptions) => Promise<void>
+  /** This node's peer id: location records naming it are kept as mailbox proofs. None kept when absent. */
+  nodeId?: string
   logger: Logger
 }
 
@@ -43,6 +51,8 @@ export interface DirectoryInit {
   negativeTtlMs?: number
   cacheSize?: number
   publishConcurrency?: number
+  /** Devices whose location proof for this node is kept, at most. */
+  maxLocalProofs?: number
   /** Clock, ms since the epoch. */
   now?: () => number
 }
@@ -53,6 +63,24 @@ export interface MessagingDirectory extends DirectoryService {
   locate(device: DeviceId, opts?: CallOptions): Promise<LocationEntry | undefined>
   /** Drops the cached location of `device` (delivery to it failed). */
   forgetLocation(device: DeviceId): void
+  /**
+   * The bytes of the newest valid location record of `device` that places it on this node and has
+   * not expired, or undefined: the proof mailbox replicas ask for before a fetch or delete.
+   */
+  localLocationProof(device: DeviceId): Uint8Array | undefined
+  /**
+   * Calls `listener` each time a newer location record placing `device` on this node arrives (a
+   * proof became available or was renewed). Returns a function that removes the listener.
+   */
+  onLocalLocation(listener: (device: DeviceId) => void): () => void
+}
+
+interface LocalProof {
+  record: SignedRecord
+  /** The proof; absent once a newer record withdrew the device from this node (kept so an older record cannot come back). */
+  bytes?: Uint8Array
+  /** When the proof stops being accepted: the earlier of the record's and its entry's expiry. */
+  validUntil: number
 }
 
 interface CacheEntry {
@@ -84,6 +112,9 @@ export class DefaultDirectory implements MessagingDirectory {
   private readonly cacheSize: number
   private readonly publishConcurrency: number
   private readonly now: () => number
+  private readonly localProofs = new Map<string, LocalProof>()
+  private readonly maxLocalProofs: number
+  private readonly localListeners = new Set<(device: DeviceId) => void>()
 
   constructor (private readonly components: DirectoryComponents, init: DirectoryInit = {}) {
     const devices = init.devicesTtlMs ?? DEFAULT_DEVICES_CACHE_TTL_MS
@@ -98,6 +129,7 @@ export class DefaultDirectory implements MessagingDirectory {
     this.cacheSize = init.cacheSize ?? DEFAULT_DIRECTORY_CACHE_SIZE
     this.publishConcurrency = init.publishConcurrency ?? DEFAULT_PUBLISH_CONCURRENCY
     this.now = init.now ?? Date.now
+    this.maxLocalProofs = init.maxLocalProofs ?? DEFAULT_MAX_LOCAL_PROOFS
   }
 
   async publish (records: Uint8Array[], opts: CallOptions = {}): Promise<{ stored: number, failures: Array<{ index: number, code: string, message: string }> }> {
@@ -119,6 +151,7 @@ export class DefaultDirectory implements MessagingDirectory {
         const item = valid[next++] as { index: number, bytes: Uint8Array, record: SignedRecord }
         // cache first: the node itself answers from it even when the DHT put is slow or fails
         this.remember(item.record, item.bytes)
+        if (item.record.kind === 'location') this.noteLocation(item.record, item.bytes)
         try {
           await this.components.putRecord(item.bytes, opts)
           stored++
@@ -170,6 +203,59 @@ export class DefaultDirectory implements MessagingDirectory {
     this.cache.delete(DefaultDirectory.cacheKey('location', device))
   }
 
+  localLocationProof (device: DeviceId): Uint8Array | undefined {
+    const proof = this.localProofs.get(device)
+    if (proof === undefined) return undefined
+    if (proof.validUntil <= this.now()) {
+      this.localProofs.delete(device)
+      return undefined
+    }
+    return proof.bytes
+  }
+
+  onLocalLocation (listener: (device: DeviceId) => void): () => void {
+    this.localListeners.add(listener)
+    return () => { this.localListeners.delete(listener) }
+  }
+
+  /**
+   * Keeps a validated location record as this node's proof for its device when it is the newest
+   * seen and places the device here; a newer record that does not (withdrawn, moved) drops the proof.
+   */
+  private noteLocation (record: SignedRecord, bytes: Uint8Array): void {
+    const nodeId = this.components.nodeId
+    if (nodeId === undefined) return
+    const device = record.id as DeviceId
+    const current = this.localProofs.get(device)
+    if (current !== undefined && compareRecords(record, current.record) <= 0) return
+    const now = this.now()
+    let entry: LocationEntry | undefined
+    try {
+      entry = decodeLocationPayload(record.payload).find((e) => e.device === device && e.node === nodeId && e.expires > now)
+    } catch (err) {
+      this.components.logger.debug({ err, device }, 'location record with an invalid payload')
+    }
+    this.localProofs.delete(device)
+    if (entry === undefined) {
+      // withdrawn or moved: remember the newer record only where a proof was, so replays of older ones stay out
+      if (current !== undefined) this.localProofs.set(device, { record, validUntil: record.expiresAt })
+      return
+    }
+    this.localProofs.set(device, { record, bytes, validUntil: Math.min(record.expiresAt, entry.expires) })
+    while (this.localProofs.size > this.maxLocalProofs) {
+      const oldest = this.localProofs.keys().next().value
+      if (oldest === undefined) break
+      this.localProofs.delete(oldest)
+    }
+    for (const listener of [...this.localListeners]) {
+      try {
+        listener(device)
+      } catch (err) {
+        this.components.logger.warn({ err, device }, 'a local location listener threw')
+      }
+    }
+  }
+
   private static cacheKey (kind: RecordKind, id: string): string {
     return `${kind}/${id}`
   }
@@ -215,6 +301,7 @@ export class DefaultDirectory implements MessagingDirectory {
       const record = await this.components.getRecord(recordKey(kind, id), opts)
       const bytes = encodeSignedRecord(record)
       this.remember(record, bytes)
+      if (record.kind === 'location') this.noteLocation(record, bytes)
       return this.cache.get(key) ?? { record, bytes, expiresAt: 0 }
     } catch (err) {
       if (err instanceof TalariaError && err.code === 'ERR_RECORD_NOT_FOUND') {

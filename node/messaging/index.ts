@@ -17,12 +17,12 @@ import { MailboxService, MAX_INBOUND_MAILBOX_STREAMS, type MailboxInit } from '.
 import { DELIVER_PROTOCOL, MAILBOX_PROTOCOL } from './wire.js'
 
 export * from './contracts.js'
-export { MessagingError, type MessagingErrorCode } from './errors.js'
+export { MessagingError, MailboxAuthorizationError, MAILBOX_NOT_AUTHORIZED, type MessagingErrorCode, type MailboxRefusalReason } from './errors.js'
 export { DefaultDirectory, encodeSignedRecord } from './directory.js'
 export type { DirectoryComponents, DirectoryInit, MessagingDirectory } from './directory.js'
 export {
   DEFAULT_DEVICES_CACHE_TTL_MS, DEFAULT_PREKEYS_CACHE_TTL_MS, DEFAULT_LOCATION_CACHE_TTL_MS, DEFAULT_NEGATIVE_CACHE_TTL_MS,
-  DEFAULT_DIRECTORY_CACHE_SIZE, DEFAULT_PUBLISH_CONCURRENCY
+  DEFAULT_DIRECTORY_CACHE_SIZE, DEFAULT_PUBLISH_CONCURRENCY, DEFAULT_MAX_LOCAL_PROOFS
 } from './directory.js'
 export { DefaultDeliveryService, orderByConversation } from './delivery.js'
 export type { DeliveryComponents, DeliveryInit } from './delivery.js'
@@ -30,7 +30,7 @@ export {
   DEFAULT_MAX_QUEUED_ENVELOPES, DEFAULT_DISPATCH_CONCURRENCY, DEFAULT_MAX_BATCH_BYTES, DEFAULT_RETRY_DELAY_MS, DEFAULT_MAX_RETRY_DELAY_MS,
   DEFAULT_MAX_UNACKED_PER_SINK, DEFAULT_MAILBOX_POLL_MS
 } from './delivery.js'
-export { MailboxService, mailboxKey } from './mailbox.js'
+export { MailboxService, mailboxKey, authorizeMailboxRequest } from './mailbox.js'
 export type { MailboxComponents, MailboxInit, ReplicaResult } from './mailbox.js'
 export { DeliverClient, deliverStreamHandler } from './deliver-link.js'
 export type { DeliverLinkInit } from './deliver-link.js'
@@ -80,7 +80,7 @@ export function createMessaging (components: MessagingComponents, init: Messagin
   const clock = new ArrivalClock()
   const dialProtocol = async (peer: PeerId, protocol: string, opts: { signal: AbortSignal }): Promise<Stream> =>
     await libp2p.dialProtocol(peer, protocol, { signal: opts.signal })
-  const directory = new DefaultDirectory({ getRecord: components.getRecord, putRecord: components.putRecord, logger: logger.child({ component: 'directory' }) }, init.directory)
+  const directory = new DefaultDirectory({ getRecord: components.getRecord, putRecord: components.putRecord, nodeId: libp2p.peerId.toString(), logger: logger.child({ component: 'directory' }) }, init.directory)
   const mailbox = new MailboxService({
     peerId: libp2p.peerId,
     mailbox: storage.mailbox,

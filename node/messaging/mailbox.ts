@@ -3,6 +3,12 @@
  * that user's offline envelopes, per device, with a TTL. This file holds both sides of
  * `/talaria/mailbox/1.0.0`: the handler that stores, lists and deletes on this node, and the client
  * that picks the replicas and talks to them (this node may be one of them).
+ *
+ * Authorization: `fetch` and `delete` must carry the device's own signed location record naming
+ * the requesting node (the Noise-authenticated remote peer, or this node for its own requests), so
+ * only the node the device is connected to can read or empty its mailbox, and a replica checks it
+ * offline. `put` stays open: it only adds ciphertext for a box, and the per-request limits and the
+ * TTL bound what a stranger can add; closing it would make senders prove things about recipients.
  */
 import { createHash } from 'node:crypto'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
@@ -12,9 +18,11 @@ import { decodeEnvelope } from '../../protocol/envelopes.js'
 import type { DeviceId, MessageId, UserId } from '../../protocol/ids.js'
 import { MAX_RECORD_LIFETIME_MS } from '../../protocol/limits.js'
 import { TalariaError } from '../../protocol/errors.js'
+import { decodeLocationPayload, recordKey, validateRecord, type LocationEntry, type SignedRecord } from '../../protocol/records.js'
 import { deviceOwnerKey, type MailboxRepository } from '../../storage/index.js'
 import { DEFAULT_MAILBOX_REPLICAS, DEFAULT_MAILBOX_TTL_MS, DEFAULT_MAILBOX_WRITE_QUORUM } from '../options.js'
 import type { ArrivalClock } from './clock.js'
+import { MAILBOX_NOT_AUTHORIZED, MailboxAuthorizationError } from './errors.js'
 import { exchange, readOneFrame, writeFrame } from './streams.js'
 import {
   decodeMailboxRequest, decodeMailboxResponse, encodeMailboxRequest, encodeMailboxResponse, MAILBOX_PROTOCOL, MAX_ENVELOPES_PER_FRAME,
@@ -56,6 +64,34 @@ function xorCompare (target: Uint8Array, a: Uint8Array, b: Uint8Array): number {
     if (da !== db) return da - db
   }
   return 0
+}
+
+/**
+ * Checks that a fetch or delete may act on (request.user, request.device) for `requester` (a peer
+ * id string): `proof` must be a valid location record of that device (signature, certificate
+ * chain to the user, not expired) whose certificate speaks for `request.user` and with a live entry
+ * for the device naming `requester`. Throws MailboxAuthorizationError; puts need no proof.
+ */
+export function authorizeMailboxRequest (request: MailboxRequest, requester: string, now = Date.now()): void {
+  if (request.op === 'put') return
+  if (request.proof === undefined) throw new MailboxAuthorizationError('missing-proof', `${request.op} carries no location record`)
+  let record: SignedRecord
+  try {
+    record = validateRecord(recordKey('location', request.device), request.proof, { now })
+  } catch (err) {
+    throw new MailboxAuthorizationError('invalid-proof', 'the location record is not valid for this device', { cause: err })
+  }
+  // validateRecord already tied the certificate to the device; this ties it to the user asked for
+  if (record.cert?.userId !== request.user) throw new MailboxAuthorizationError('wrong-user', 'the location record speaks for another user')
+  let entries: LocationEntry[]
+  try {
+    entries = decodeLocationPayload(record.payload)
+  } catch (err) {
+    throw new MailboxAuthorizationError('invalid-proof', 'the location payload is malformed', { cause: err })
+  }
+  if (!entries.some((e) => e.device === request.device && e.node === requester && e.expires > now)) {
+    throw new MailboxAuthorizationError('wrong-node', 'the location record does not place the device on the requesting node')
+  }
 }
 
 /** What the mailbox uses from libp2p and storage. */
@@ -149,9 +185,14 @@ export class MailboxService {
       }
       let response: MailboxResponse
       try {
-        response = await this.serve(request)
+        // the remote peer id is the one Noise authenticated: the proof must name it
+        response = await this.serve(request, connection.remotePeer)
       } catch (err) {
-        log.warn({ err }, 'mailbox request failed')
+        if (err instanceof MailboxAuthorizationError) {
+          log.debug({ reason: err.reason, op: request.op, peer: connection.remotePeer.toString() }, 'mailbox request refused')
+        } else {
+          log.warn({ err }, 'mailbox request failed')
+        }
         response = { ok: false, code: err instanceof TalariaError ? err.code : 'ERR_INTERNAL' }
       }
       await writeFrame(stream, encodeMailboxResponse(response), { signal })
@@ -164,8 +205,12 @@ export class MailboxService {
     }
   }
 
-  /** Applies one request to this node's mailbox store. */
-  async serve (request: MailboxRequest): Promise<MailboxResponse> {
+  /**
+   * Applies one request from `requester` to this node's mailbox store. Fetch and delete throw
+   * MailboxAuthorizationError, touching nothing, unless their proof names `requester`.
+   */
+  async serve (request: MailboxRequest, requester: PeerId): Promise<MailboxResponse> {
+    authorizeMailboxRequest(request, requester.toString())
     const owner = deviceOwnerKey(request.user, request.device)
     const { mailbox } = this.components
     if (request.op === 'put') {
@@ -239,7 +284,7 @@ export class MailboxService {
 
   private async request (peer: PeerId, request: MailboxRequest): Promise<MailboxResponse & { ok: true }> {
     if (peer.equals(this.components.peerId)) {
-      const r = await this.serve(request)
+      const r = await this.serve(request, this.components.peerId)
       if (!r.ok) throw new TalariaError(r.code, 'local mailbox refused the request')
       return r
     }
@@ -283,8 +328,11 @@ export class MailboxService {
     return { successes: [...result.successes], failures: [...result.failures], replicas: result.replicas }
   }
 
-  /** Deletes ids of (user, device) on every replica, in the background with bounded retries. */
-  deleteInBackground (user: UserId, device: DeviceId, ids: MessageId[]): void {
+  /**
+   * Deletes ids of (user, device) on every replica, in the background with bounded retries.
+   * `proof` is the device's location record naming this node (see {@link authorizeMailboxRequest}).
+   */
+  deleteInBackground (user: UserId, device: DeviceId, ids: MessageId[], proof: Uint8Array): void {
     void (async () => {
       let replicas: PeerId[]
       try {
@@ -293,18 +341,23 @@ export class MailboxService {
         return
       }
       const requests: MailboxRequest[] = []
-      for (let i = 0; i < ids.length; i += MAX_IDS_PER_FRAME) requests.push({ op: 'delete', user, device, ids: ids.slice(i, i + MAX_IDS_PER_FRAME) })
+      for (let i = 0; i < ids.length; i += MAX_IDS_PER_FRAME) requests.push({ op: 'delete', user, device, ids: ids.slice(i, i + MAX_IDS_PER_FRAME), proof })
       await Promise.all(replicas.map(async (peer) => {
         try {
           for (const r of requests) await this.request(peer, r)
-        } catch {
-          this.retryLater(peer, requests, 1)
+        } catch (err) {
+          this.retryLater(peer, requests, 1, err)
         }
       }))
     })()
   }
 
-  private retryLater (peer: PeerId, requests: MailboxRequest[], attempt: number): void {
+  private retryLater (peer: PeerId, requests: MailboxRequest[], attempt: number, err?: unknown): void {
+    // the same proof is refused again: the TTL removes what the delete left
+    if (err instanceof TalariaError && err.code === MAILBOX_NOT_AUTHORIZED) {
+      this.components.logger.debug({ err, peer: peer.toString() }, 'replica refused the mailbox request; not retried')
+      return
+    }
     if (attempt > this.retries || this.components.shutdown.aborted || this.backgroundRetries >= MAX_BACKGROUND_RETRIES) return
     this.backgroundRetries++
     const timer = setTimeout(() => {
@@ -313,8 +366,8 @@ export class MailboxService {
       void (async () => {
         try {
           for (const r of requests) await this.request(peer, r)
-        } catch {
-          this.retryLater(peer, requests, attempt + 1)
+        } catch (err) {
+          this.retryLater(peer, requests, attempt + 1, err)
         }
       })()
     }, this.retryDelayMs * 2 ** (attempt - 1))
@@ -322,15 +375,18 @@ export class MailboxService {
     this.timers.add(timer)
   }
 
-  /** Every envelope the reachable replicas hold for (user, device), merged by id. */
-  async fetchAll (user: UserId, device: DeviceId): Promise<Uint8Array[][]> {
+  /**
+   * Every envelope the reachable replicas hold for (user, device), one list per replica. `proof` is
+   * the device's location record naming this node (see {@link authorizeMailboxRequest}).
+   */
+  async fetchAll (user: UserId, device: DeviceId, proof: Uint8Array): Promise<Uint8Array[][]> {
     const replicas = await this.replicas(user)
     const lists = await Promise.all(replicas.map(async (peer) => {
       const out: Uint8Array[] = []
       let after: MailboxCursor | undefined
       try {
         for (let page = 0; page < MAX_FETCH_PAGES; page++) {
-          const r = await this.request(peer, { op: 'fetch', user, device, limit: MAX_ENVELOPES_PER_FRAME, ...(after !== undefined ? { after } : {}) })
+          const r = await this.request(peer, { op: 'fetch', user, device, limit: MAX_ENVELOPES_PER_FRAME, proof, ...(after !== undefined ? { after } : {}) })
           out.push(...(r.envelopes ?? []))
           if (r.next === undefined) break
           after = r.next

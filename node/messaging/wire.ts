@@ -7,7 +7,7 @@
 import { decodeValue, encodeValue, expectArray, expectBytes, expectEnum, expectObject, expectString, expectUint, type WireObject } from '../../protocol/codec.js'
 import { ProtocolError } from '../../protocol/errors.js'
 import { parseDeviceId, parseMessageId, parseUserId, type DeviceId, type MessageId, type UserId } from '../../protocol/ids.js'
-import { MAX_ENVELOPE_BYTES } from '../../protocol/limits.js'
+import { MAX_ENVELOPE_BYTES, MAX_RECORD_BYTES } from '../../protocol/limits.js'
 
 /** Protocol of the long-lived, pipelined delivery stream between two nodes. */
 export const DELIVER_PROTOCOL = '/talaria/deliver/1.0.0'
@@ -35,11 +35,18 @@ export interface DeliverAckFrame { t: 'ack', id: number, results: DeliverResult[
 /** A position in a mailbox's arrival order. */
 export interface MailboxCursor { at: number, id: MessageId }
 
-/** Mailbox protocol requests. */
+/** Largest proof a fetch or delete may carry: one signed record. */
+export const MAX_MAILBOX_PROOF_BYTES = MAX_RECORD_BYTES
+
+/**
+ * Mailbox protocol requests. `fetch` and `delete` carry `proof`: the device's signed location
+ * record naming the requesting node. It is optional on the wire so that a request without one is
+ * answered with a typed refusal rather than a dropped stream.
+ */
 export type MailboxRequest =
   | { op: 'put', user: UserId, device: DeviceId, ttlMs: number, envelopes: Uint8Array[] }
-  | { op: 'fetch', user: UserId, device: DeviceId, after?: MailboxCursor, limit: number }
-  | { op: 'delete', user: UserId, device: DeviceId, ids: MessageId[] }
+  | { op: 'fetch', user: UserId, device: DeviceId, after?: MailboxCursor, limit: number, proof?: Uint8Array }
+  | { op: 'delete', user: UserId, device: DeviceId, ids: MessageId[], proof?: Uint8Array }
 
 /** Mailbox protocol responses. */
 export type MailboxResponse =
@@ -165,6 +172,10 @@ function cursorFromWire (v: unknown): MailboxCursor {
   return { at: expectUint(o.at, 'cursor.at'), id: parseMessageId(o.id) }
 }
 
+function proofFromWire (v: unknown): Uint8Array {
+  return expectBytes(v, 'mailbox proof', 1, MAX_MAILBOX_PROOF_BYTES)
+}
+
 /** Encodes a mailbox request, length prefix included. */
 export function encodeMailboxRequest (r: MailboxRequest): Uint8Array {
   const wire: WireObject = { op: r.op, user: r.user, device: r.device }
@@ -174,8 +185,10 @@ export function encodeMailboxRequest (r: MailboxRequest): Uint8Array {
   } else if (r.op === 'fetch') {
     wire.limit = r.limit
     if (r.after !== undefined) wire.after = { at: r.after.at, id: r.after.id }
+    if (r.proof !== undefined) wire.proof = r.proof
   } else {
     wire.ids = r.ids
+    if (r.proof !== undefined) wire.proof = r.proof
   }
   return frame(encodeValue(wire))
 }
@@ -190,9 +203,12 @@ export function decodeMailboxRequest (body: Uint8Array): MailboxRequest {
   if (op === 'fetch') {
     const r: MailboxRequest = { op, user, device, limit: expectUint(o.limit, 'mailbox limit', MAX_ENVELOPES_PER_FRAME, 1) }
     if (o.after !== undefined) r.after = cursorFromWire(o.after)
+    if (o.proof !== undefined) r.proof = proofFromWire(o.proof)
     return r
   }
-  return { op, user, device, ids: expectArray(o.ids, 'mailbox ids', MAX_IDS_PER_FRAME).map((id) => parseMessageId(id)) }
+  const r: MailboxRequest = { op, user, device, ids: expectArray(o.ids, 'mailbox ids', MAX_IDS_PER_FRAME).map((id) => parseMessageId(id)) }
+  if (o.proof !== undefined) r.proof = proofFromWire(o.proof)
+  return r
 }
 
 /** Encodes a mailbox response, length prefix included. */

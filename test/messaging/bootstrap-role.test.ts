@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import type { TalariaNode } from '../../node/index.js'
 import { startMesh, type CloseAll } from '../helpers/mesh.js'
-import { envelopes, RecordingSink, sinkOf, testDevice } from './fixtures.js'
+import { envelopes, locationRecord, RecordingSink, sinkOf, testDevice } from './fixtures.js'
 
 describe('bootstrap nodes carry no messaging', () => {
   let nodes: TalariaNode[] = []
@@ -30,6 +30,8 @@ describe('bootstrap nodes carry no messaging', () => {
       await senderSink.until(() => senderSink.delivered.size >= 10, '10 delivered to the replicas')
       const sink = new RecordingSink()
       const detachBob = host.messaging().delivery.attach(bob.ref, sinkOf(sink))
+      // the location record is the proof the replicas ask for before they hand the mailbox over
+      await host.messaging().directory.publish([locationRecord(bob, host)])
       await sink.until(() => sink.pushed.length >= 10, '10 pushes')
       detachBob()
     } finally {

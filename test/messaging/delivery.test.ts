@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test'
 import { decodeEnvelope } from '../../protocol/envelopes.js'
 import type { TalariaNode } from '../../node/index.js'
 import { startMesh, type CloseAll } from '../helpers/mesh.js'
-import { envelopes, locationRecord, RecordingSink, sinkOf, testDevice } from './fixtures.js'
+import { envelopes, heldBy, locationRecord, RecordingSink, sinkOf, testDevice } from './fixtures.js'
 
 describe('1:1 delivery between real nodes', () => {
   let nodes: TalariaNode[] = []
@@ -123,10 +123,7 @@ describe('1:1 delivery between real nodes', () => {
       assert.equal(new Set(ids).size, 1000, 'exactly once')
       assert.deepEqual(bobSink.pushed.map((p) => decodeEnvelope(p.bytes).seq), all.map((e) => e.envelope.seq), 'in submission order')
       // the deliver stream carried them: no replica holds any
-      for (const node of nodes) {
-        const held = await node.messaging().mailbox.serve({ op: 'fetch', user: bob.ref.user, device: bob.ref.device, limit: 10 })
-        assert.equal(held.ok && held.count, 0)
-      }
+      for (const node of nodes) assert.equal(await heldBy(node, bob), 0)
       t.diagnostic(`1000 envelopes node 1 → node 5: ${ms.toFixed(0)} ms (${(1000 / ms * 1000).toFixed(0)}/s)`)
     } finally {
       detachBob()

@@ -6,7 +6,7 @@ import { utf8Decode } from '../../protocol/bytes.js'
 import { TalariaError } from '../../protocol/errors.js'
 import { DefaultDirectory, encodeSignedRecord } from '../../node/messaging/directory.js'
 import type { TalariaNode } from '../../node/index.js'
-import { devicesRecord, locationRecord, testDevice, withdrawnLocationRecord } from './fixtures.js'
+import { devicesRecord, locationRecord, locationRecordFor, testDevice, withdrawnLocationRecord } from './fixtures.js'
 
 /** A stand-in DHT: a map of key → record bytes, counting lookups. */
 function fakeDht () {
@@ -109,6 +109,48 @@ describe('directory (unit, stubbed DHT)', () => {
     assert.equal(dht.calls.get, 0)
     await dir.locate(devices[0]!.device.deviceId)
     assert.equal(dht.calls.get, 1)
+  })
+
+  test('mailbox proofs: the newest record placing a device on this node is kept and announced; a newer one elsewhere or its expiry drops it', async () => {
+    let now = Date.now()
+    const dht = fakeDht()
+    const dir = new DefaultDirectory({ ...dht.components, nodeId: fakeNode.peerId }, { now: () => now })
+    const d = testDevice()
+    const heard: string[] = []
+    const off = dir.onLocalLocation((device) => { heard.push(device) })
+    assert.equal(dir.localLocationProof(d.ref.device), undefined)
+    const here = locationRecordFor(d, fakeNode.peerId, { seq: 1, entryExpires: now + 60_000 })
+    await dir.publish([here])
+    assert.deepEqual(dir.localLocationProof(d.ref.device), here)
+    assert.deepEqual(heard, [d.ref.device])
+    // a record naming another node is no proof here and announces nothing
+    const elsewhere = testDevice()
+    await dir.publish([locationRecordFor(elsewhere, '12D3KooWelsewhere')])
+    assert.equal(dir.localLocationProof(elsewhere.ref.device), undefined)
+    assert.deepEqual(heard, [d.ref.device])
+    // the entry's expiry ends the proof
+    now += 60_001
+    assert.equal(dir.localLocationProof(d.ref.device), undefined)
+    now -= 60_001
+    await dir.publish([locationRecordFor(d, fakeNode.peerId, { seq: 2 })])
+    assert.ok(dir.localLocationProof(d.ref.device) !== undefined)
+    // withdrawn: the newer empty record drops it, and an older record does not bring it back
+    await dir.publish([withdrawnLocationRecord(d, 3)])
+    assert.equal(dir.localLocationProof(d.ref.device), undefined)
+    await dir.publish([locationRecordFor(d, fakeNode.peerId, { seq: 2 })])
+    assert.equal(dir.localLocationProof(d.ref.device), undefined)
+    assert.deepEqual(heard, [d.ref.device, d.ref.device])
+    off()
+    await dir.publish([locationRecordFor(d, fakeNode.peerId, { seq: 4 })])
+    assert.equal(heard.length, 2, 'a removed listener hears nothing')
+  })
+
+  test('mailbox proofs are bounded: the least recently stored device goes first', async () => {
+    const dht = fakeDht()
+    const dir = new DefaultDirectory({ ...dht.components, nodeId: fakeNode.peerId }, { maxLocalProofs: 2 })
+    const devices = [testDevice(), testDevice(), testDevice()]
+    await dir.publish(devices.map((d) => locationRecord(d, fakeNode)))
+    assert.deepEqual(devices.map((d) => dir.localLocationProof(d.ref.device) !== undefined), [false, true, true])
   })
 
   test('encodeSignedRecord rebuilds bytes that validate under the same key', () => {

@@ -5,7 +5,8 @@
 import { randomBytes } from 'node:crypto'
 import { encodeEnvelope, type DirectEnvelope } from '../../protocol/envelopes.js'
 import { certifyDevice, createDevice, createDeviceList, createUserIdentity, type DeviceCertificate, type DeviceIdentity, type UserIdentity } from '../../protocol/identity.js'
-import { directConversationId, newMessageId, type MessageId } from '../../protocol/ids.js'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { directConversationId, newMessageId, type DeviceId, type MessageId } from '../../protocol/ids.js'
 import { encodeDevicesPayload, encodeLocationPayload, signRecord } from '../../protocol/records.js'
 import type { DeviceRef, DeviceSink, SubmittedEnvelope, TalariaNode } from '../../node/index.js'
 
@@ -27,11 +28,52 @@ export function testDevice (): TestDevice {
 
 /** The device's location record: connected to `node`. */
 export function locationRecord (d: TestDevice, node: TalariaNode, seq = Date.now()): Uint8Array {
-  const expires = Date.now() + 10 * 60_000
+  return locationRecordFor(d, node.peerId, { seq, addrs: node.getMultiaddrs() })
+}
+
+/** Options of {@link locationRecordFor}; times are ms since the epoch. */
+export interface LocationRecordOptions {
+  seq?: number
+  addrs?: string[]
+  /** Expiry of the record (default ten minutes from now). */
+  expiresAt?: number
+  /** Expiry of the entry (default the record's). */
+  entryExpires?: number
+  /** Signing time (default now); set it in the past to sign a record that has already expired. */
+  issuedAt?: number
+  /** The device the entry names (default `d`'s own). */
+  entryDevice?: string
+}
+
+/** A location record signed by `d` placing a device on the node with peer id `nodeId`. */
+export function locationRecordFor (d: TestDevice, nodeId: string, opts: LocationRecordOptions = {}): Uint8Array {
+  const expiresAt = opts.expiresAt ?? Date.now() + 10 * 60_000
+  const entry = { device: (opts.entryDevice ?? d.device.deviceId) as DeviceId, node: nodeId, addrs: opts.addrs ?? [], expires: opts.entryExpires ?? expiresAt }
   return signRecord(
-    { kind: 'location', id: d.device.deviceId, seq, expiresAt: expires, payload: encodeLocationPayload([{ device: d.device.deviceId, node: node.peerId, addrs: node.getMultiaddrs(), expires }]) },
-    { seed: d.device.signingSeed, publicKey: d.device.signingPublicKey, cert: d.cert }
+    { kind: 'location', id: d.device.deviceId, seq: opts.seq ?? Date.now(), expiresAt, payload: encodeLocationPayload([entry]) },
+    { seed: d.device.signingSeed, publicKey: d.device.signingPublicKey, cert: d.cert },
+    opts.issuedAt !== undefined ? { now: opts.issuedAt } : {}
   )
+}
+
+/**
+ * How many live envelopes of `d` the node's own mailbox store holds, read the way the device's own
+ * node would: with a location record placing `d` on `node`.
+ */
+export async function heldBy (node: TalariaNode, d: TestDevice): Promise<number> {
+  const proof = locationRecord(d, node)
+  const self = peerIdFromString(node.peerId)
+  let total = 0
+  let after: { at: number, id: MessageId } | undefined
+  // bounded: 20 pages of 256 is more than any test stores
+  for (let page = 0; page < 20; page++) {
+    const r = await node.messaging().mailbox.serve({ op: 'fetch', user: d.ref.user, device: d.ref.device, limit: 256, proof, ...(after !== undefined ? { after } : {}) }, self)
+    if (!r.ok) throw new Error(r.code)
+    total += r.count
+    if (r.next === undefined) break
+    after = r.next
+  }
+  return total
 }
 
 /** A newer location record of the device with no entry: it went offline. */

@@ -1,24 +1,9 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { decodeEnvelope } from '../../protocol/envelopes.js'
-import type { MessageId } from '../../protocol/ids.js'
 import type { TalariaNode } from '../../node/index.js'
 import { startMesh, waitUntil, type CloseAll } from '../helpers/mesh.js'
-import { envelopes, RecordingSink, sinkOf, testDevice, type TestDevice } from './fixtures.js'
-
-/** How many envelopes of `d` the node's own mailbox store holds. */
-async function held (node: TalariaNode, d: TestDevice): Promise<number> {
-  let total = 0
-  let after: { at: number, id: MessageId } | undefined
-  for (let page = 0; page < 20; page++) {
-    const r = await node.messaging().mailbox.serve({ op: 'fetch', user: d.ref.user, device: d.ref.device, limit: 256, ...(after !== undefined ? { after } : {}) })
-    if (!r.ok) throw new Error(r.code)
-    total += r.count
-    if (r.next === undefined) break
-    after = r.next
-  }
-  return total
-}
+import { envelopes, heldBy as held, locationRecord, RecordingSink, sinkOf, testDevice } from './fixtures.js'
 
 describe('offline delivery through mailbox replicas', () => {
   let nodes: TalariaNode[] = []
@@ -48,6 +33,8 @@ describe('offline delivery through mailbox replicas', () => {
       const bobSink = new RecordingSink()
       const detachBob = other.messaging().delivery.attach(bob.ref, sinkOf(bobSink))
       try {
+        // like a client: attach at auth, then publish the location the replicas accept as proof
+        await other.messaging().directory.publish([locationRecord(bob, other)])
         await bobSink.until(() => bobSink.pushed.length >= 100, '100 pushes')
         assert.equal(new Set(bobSink.pushed.map((p) => p.id)).size, 100)
         assert.deepEqual(bobSink.pushed.map((p) => decodeEnvelope(p.bytes).seq), all.map((e) => e.envelope.seq))
@@ -76,6 +63,7 @@ describe('offline delivery through mailbox replicas', () => {
     const later = new RecordingSink()
     const detachLater = second.messaging().delivery.attach(bob.ref, sinkOf(later))
     try {
+      await second.messaging().directory.publish([locationRecord(bob, second)])
       await later.until(() => later.pushed.length >= 5, '5 pushes on the second node')
       assert.deepEqual(later.pushed.map((p) => p.id), all.map((e) => e.envelope.id))
     } finally {
@@ -106,6 +94,7 @@ describe('offline delivery through mailbox replicas', () => {
       const bobSink = new RecordingSink()
       const detachBob = host.messaging().delivery.attach(bob.ref, sinkOf(bobSink))
       try {
+        await host.messaging().directory.publish([locationRecord(bob, host)])
         await bobSink.until(() => new Set(bobSink.pushed.map((p) => p.id)).size >= 50, '50 distinct pushes')
         assert.deepEqual([...new Set(bobSink.pushed.map((p) => p.id))].sort(), all.map((e) => e.envelope.id).sort())
       } finally {

@@ -102,6 +102,7 @@ describe('nodes never hold plaintext', () => {
     detachAlice()
     const later = new RecordingSink()
     const detachLater = offlineHost.messaging().delivery.attach(bob.ref, sinkOf(later))
+    await offlineHost.messaging().directory.publish([locationRecord(bob, offlineHost)])
     await later.until(() => offline.every((e) => later.pushed.some((p) => p.id === e.envelope.id)), 'the offline batch pulled')
     received.push(...offline.map((e) => later.pushed.find((p) => p.id === e.envelope.id)?.bytes as Uint8Array))
     detachLater()
