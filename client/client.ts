@@ -276,6 +276,7 @@ class DefaultTalariaClient implements TalariaClient {
   private outQueue: OutJob[] = []
   private sendsInFlight = 0
   private sendWaiter = false
+  private sendPaceTimer: ReturnType<typeof setTimeout> | undefined
 
   constructor (init: ClientInit) {
     this.init = init
@@ -547,6 +548,8 @@ class DefaultTalariaClient implements TalariaClient {
     clearTimeout(this.reconnectTimer)
     clearInterval(this.refreshTimer)
     clearTimeout(this.receiptTimer)
+    clearTimeout(this.sendPaceTimer)
+    this.sendPaceTimer = undefined
     for (const w of [...this.waiters]) w()
     this.failExpired(new ClientError('ERR_CLOSED', 'client closed'))
     this.ordering.close()
@@ -796,6 +799,13 @@ class DefaultTalariaClient implements TalariaClient {
           this.failExpired(err)
           this.pumpSends()
         })
+        return
+      }
+      // out of request budget: wait for it while later sends join this queue, rather than being
+      // refused by the node and retried after its hint
+      const wait = conn.rateWait()
+      if (wait > 0) {
+        this.sendPaceTimer ??= setTimeout(() => { this.sendPaceTimer = undefined; this.pumpSends() }, wait)
         return
       }
       const max = Math.max(1, conn.challenge.limits.maxEnvelopesPerSend)
@@ -1146,7 +1156,9 @@ class DefaultTalariaClient implements TalariaClient {
   private queueAck (id: MessageId): void {
     this.ackQueue.push(id)
     if (this.ackQueue.length >= MAX_RECEIPT_IDS) { this.spawn(this.flushAcks(), 'ack'); return }
-    this.ackTimer ??= setTimeout(() => { this.ackTimer = undefined; this.spawn(this.flushAcks(), 'ack') }, this.init.ackDelayMs ?? DEFAULT_ACK_DELAY_MS)
+    // never sooner than the request budget allows: the acks gathered meanwhile go in one request
+    const delay = Math.max(this.init.ackDelayMs ?? DEFAULT_ACK_DELAY_MS, this.conn?.rateWait() ?? 0)
+    this.ackTimer ??= setTimeout(() => { this.ackTimer = undefined; this.spawn(this.flushAcks(), 'ack') }, delay)
   }
 
   private async flushAcks (): Promise<void> {

@@ -71,11 +71,33 @@ export class Connection {
   private readonly waiting: Array<() => void> = []
   private nextId = 1
   private closed = false
+  /** A mirror of the node's per-connection request bucket (its burst is not announced: one second's worth is assumed). */
+  private tokens: number
+  private refilledAt = performance.now()
 
   private constructor (ws: WebSocketLike, challenge: ChallengeFrame, init: ConnectionInit) {
     this.ws = ws
     this.challenge = challenge
     this.init = init
+    this.tokens = Math.max(1, challenge.limits.maxRequestsPerSecond)
+  }
+
+  private refill (): void {
+    const rate = Math.max(1, this.challenge.limits.maxRequestsPerSecond)
+    const now = performance.now()
+    this.tokens = Math.min(rate, this.tokens + (now - this.refilledAt) * rate / 1000)
+    this.refilledAt = now
+  }
+
+  /**
+   * Milliseconds until the node's per-connection rate limit admits another request, 0 for now.
+   * Callers that can gather work (sends, acks) wait this long instead of drawing an
+   * ERR_RATE_LIMITED answer, whose retry costs a round trip plus the node's hint.
+   */
+  rateWait (): number {
+    this.refill()
+    if (this.tokens >= 1) return 0
+    return Math.max(1, Math.ceil((1 - this.tokens) * 1000 / Math.max(1, this.challenge.limits.maxRequestsPerSecond)))
   }
 
   /** True until the socket closed. */
@@ -198,6 +220,8 @@ export class Connection {
     }
     if (this.closed || this.ws.readyState !== OPEN) throw new ClientError('ERR_DISCONNECTED', 'not connected')
     if (opts.signal?.aborted === true) throw abortError(opts.signal)
+    this.refill()
+    this.tokens = Math.max(0, this.tokens - 1)
     const id = this.nextId
     this.nextId = this.nextId >= MAX_REQUEST_ID ? 1 : this.nextId + 1
     const timeoutMs = opts.timeoutMs ?? this.init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS

@@ -111,6 +111,9 @@ export function createMessaging (components: MessagingComponents, init: Messagin
     mailbox,
     sendBatch: async (peer, envelopes) => await deliverClient.send(peer, envelopes),
     learnAddrs: async (peer, addrs) => {
+      // an open connection is what the deliver stream dials over: merging into the peer store on
+      // every batch cost milliseconds per round trip and added nothing
+      if (libp2p.getConnections(peer).some((c) => c.status === 'open')) return
       const multiaddrs = addrs.map((a) => withPeer(a, peer)).filter((a): a is Multiaddr => a !== undefined)
       if (multiaddrs.length > 0) await libp2p.peerStore.merge(peer, { multiaddrs })
     },
