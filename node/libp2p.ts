@@ -171,6 +171,15 @@ export async function readStoredDhtValue (datastore: Datastore, key: Uint8Array,
   return DhtRecord.deserialize(raw).value
 }
 
+/**
+ * Stores `value` under `key` in this node's own DHT datastore, as kad-dht itself does on a put.
+ * Used when the routing table is empty: a lone node still keeps (and serves) its records.
+ */
+export async function writeStoredDhtValue (datastore: Datastore, key: Uint8Array, value: Uint8Array, opts: { signal?: AbortSignal } = {}): Promise<void> {
+  const dsKey = new Key(`${DHT_DATASTORE_PREFIX}/record/${uint8ArrayToString(key, 'base32')}`, false)
+  await datastore.put(dsKey, new DhtRecord(key, value, new Date()).serialize(), opts)
+}
+
 /** Number of peers in the DHT routing table (kad-dht exposes it on its single-table flavour). */
 export function dhtRoutingTableSize (libp2p: TalariaLibp2p): number {
   return (libp2p.services.dht as Partial<SingleKadDHT>).routingTable?.size ?? 0

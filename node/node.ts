@@ -262,7 +262,8 @@ class DefaultTalariaNode implements TalariaNode {
         datastore,
         peerId: libp2p.peerId,
         logger: init.logger.child({ component: 'dht' }),
-        shutdown: run.shutdown.signal
+        shutdown: run.shutdown.signal,
+        isAlone: () => dhtRoutingTableSize(libp2p) === 0 && libp2p.getConnections().length === 0
       })
       this.pubsub.start(libp2p.services.pubsub as PubSubRouter, run.shutdown.signal)
       run.detach.push(() => { this.pubsub.stop() })

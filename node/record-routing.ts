@@ -10,7 +10,7 @@ import type { Logger } from 'pino'
 import { decodeRecord, recordKey, selectRecord, validateRecord, type SignedRecord } from '../protocol/records.js'
 import { abortedError, operationSignal } from './abort.js'
 import { NodeError } from './errors.js'
-import { readStoredDhtValue } from './libp2p.js'
+import { readStoredDhtValue, writeStoredDhtValue } from './libp2p.js'
 import {
   DEFAULT_FIND_PEER_TIMEOUT_MS,
   DEFAULT_GET_RECORD_TIMEOUT_MS,
@@ -26,6 +26,31 @@ export interface RecordRoutingComponents {
   logger: Logger
   /** Fires when the node stops; aborts every operation in flight. */
   shutdown: AbortSignal
+  /**
+   * True when the node has no DHT peers and no connections at all: records are then kept and
+   * read locally, since a DHT query would wait for peers that are not there. A node that is
+   * connected but whose routing table is still filling queries the DHT as usual.
+   */
+  isAlone: () => boolean
+}
+
+/**
+ * Runs `work` but gives up when `signal` fires, even if `work` itself does not honour the signal
+ * (a kad-dht query with no peers waits for its first self-query, which never comes).
+ */
+async function untilAborted<T> (work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) throw signal.reason
+  let onAbort: (() => void) | undefined
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => { reject(signal.reason) }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  work.catch(() => {})
+  try {
+    return await Promise.race([work, aborted])
+  } finally {
+    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
+  }
 }
 
 /** Record routing over kad-dht. */
@@ -39,7 +64,8 @@ export class DefaultRecordRouting {
   /**
    * Validates `recordBytes` (throws its ProtocolError when invalid: nothing is stored), then
    * stores it locally and on the peers closest to its key. Throws NodeError('ERR_NETWORK') when
-   * no peer confirmed the store.
+   * the node has DHT peers and none confirmed the store; a node with no DHT peers keeps the record
+   * in its own datastore and reports no successes.
    */
   async putRecord (recordBytes: Uint8Array, opts: AbortOptions = {}): Promise<PutRecordResult> {
     // the key is derived from the record itself, so a record can only be put where it belongs
@@ -49,14 +75,23 @@ export class DefaultRecordRouting {
     const { shutdown, logger } = this.components
     const signal = operationSignal(opts.signal, DEFAULT_PUT_RECORD_TIMEOUT_MS, shutdown)
     const result: PutRecordResult = { key, successes: [], failures: [] }
+    if (this.components.isAlone()) {
+      // a node alone (a first node, or one whose peers are all gone) keeps the record itself and
+      // serves it to peers that join later; a DHT query would wait for peers that are not there
+      await this.storeLocally(key, recordBytes, signal)
+      logger.debug('record kept locally: no DHT peers')
+      return result
+    }
     try {
-      for await (const event of this.components.dht.put(key, recordBytes, { signal })) {
-        if (event.name === 'PEER_RESPONSE' && event.messageName === 'PUT_VALUE') {
-          result.successes.push(event.from.toString())
-        } else if (event.name === 'QUERY_ERROR') {
-          result.failures.push({ peerId: event.from.toString(), error: event.error })
+      await untilAborted((async () => {
+        for await (const event of this.components.dht.put(key, recordBytes, { signal })) {
+          if (event.name === 'PEER_RESPONSE' && event.messageName === 'PUT_VALUE') {
+            result.successes.push(event.from.toString())
+          } else if (event.name === 'QUERY_ERROR') {
+            result.failures.push({ peerId: event.from.toString(), error: event.error })
+          }
         }
-      }
+      })(), signal)
     } catch (err) {
       throw abortedError(signal, new NodeError('ERR_NETWORK', 'DHT put failed', { cause: err }), 'putRecord', shutdown)
     }
@@ -75,14 +110,16 @@ export class DefaultRecordRouting {
     const { shutdown } = this.components
     const signal = operationSignal(opts.signal, DEFAULT_GET_RECORD_TIMEOUT_MS, shutdown)
     const candidates: Uint8Array[] = []
-    if (opts.offline === true) {
+    if (opts.offline === true || this.components.isAlone()) {
       const stored = await readStoredDhtValue(this.components.datastore, key, { signal })
       if (stored !== undefined) candidates.push(stored)
     } else {
       try {
-        for await (const event of this.components.dht.get(key, { signal })) {
-          if (event.name === 'VALUE') candidates.push(event.value)
-        }
+        await untilAborted((async () => {
+          for await (const event of this.components.dht.get(key, { signal })) {
+            if (event.name === 'VALUE') candidates.push(event.value)
+          }
+        })(), signal)
       } catch (err) {
         // kad-dht yields the best value only after trying to correct stale peers; a failed
         // correction must not hide a value already in hand
@@ -123,6 +160,22 @@ export class DefaultRecordRouting {
       }
     }
     throw new NodeError('ERR_PEER_NOT_FOUND', `peer ${peerId} not found in the DHT`)
+  }
+
+  /** Keeps `recordBytes` in the local DHT datastore unless a better record is already there. */
+  private async storeLocally (key: Uint8Array, recordBytes: Uint8Array, signal: AbortSignal): Promise<void> {
+    const { datastore } = this.components
+    const existing = await readStoredDhtValue(datastore, key, { signal })
+    if (existing !== undefined) {
+      let existingValid = true
+      try {
+        validateRecord(key, existing)
+      } catch {
+        existingValid = false
+      }
+      if (existingValid && selectRecord(key, [recordBytes, existing]) === 1) return
+    }
+    await writeStoredDhtValue(datastore, key, recordBytes, { signal })
   }
 
   private best (key: Uint8Array, candidates: Uint8Array[]): SignedRecord {

@@ -1,0 +1,48 @@
+/**
+ * The quick start: one node on its own (no mesh, no DHT peers) serves two users end to end.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import WebSocket from 'ws'
+import { MemoryStore, createClient, createIdentity, type TalariaClient, type WebSocketConstructor } from '../../client/index.js'
+import type { TalariaNode } from '../../node/index.js'
+import { collectMessages } from '../client/collect.js'
+import { startMesh, type CloseAll } from '../helpers/mesh.js'
+
+const WAIT_MS = 30_000
+
+describe('e2e: a node on its own', () => {
+  let node: TalariaNode
+  let closeAll: CloseAll = async () => {}
+  const clients: TalariaClient[] = []
+
+  before(async () => {
+    const [nodes, close] = await startMesh(1)
+    closeAll = close
+    node = nodes[0]!
+  })
+
+  after(async () => {
+    await Promise.allSettled(clients.map(async (c) => { await c.close() }))
+    await closeAll()
+  })
+
+  it('carries messages between two users with no DHT peers', async () => {
+    assert.equal(node.status().dhtPeers, 0)
+    const url = node.httpUrl.replace(/^http/, 'ws') + '/v1'
+    const make = (): TalariaClient => {
+      const c = createClient({ url, identity: createIdentity(), store: new MemoryStore(), WebSocket: WebSocket as unknown as WebSocketConstructor })
+      clients.push(c)
+      return c
+    }
+    const alice = make()
+    const bob = make()
+    await bob.connect()
+    await alice.connect()
+    const got = collectMessages(bob, 10, WAIT_MS)
+    got.catch(() => {})
+    const ids: string[] = []
+    for (let i = 0; i < 10; i++) ids.push(await alice.send(bob.userId, `solo #${i}`))
+    assert.deepEqual((await got).map((m) => m.id), ids)
+  })
+})
