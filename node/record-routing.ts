@@ -39,18 +39,16 @@ export interface RecordRoutingComponents {
  * (a kad-dht query with no peers waits for its first self-query, which never comes).
  */
 async function untilAborted<T> (work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) throw signal.reason
-  let onAbort: (() => void) | undefined
-  const aborted = new Promise<never>((_resolve, reject) => {
-    onAbort = () => { reject(signal.reason) }
+  return await new Promise<T>((resolve, reject) => {
+    if (signal.aborted) {
+      work.catch(() => {})
+      reject(signal.reason)
+      return
+    }
+    const onAbort = (): void => { reject(signal.reason) }
     signal.addEventListener('abort', onAbort, { once: true })
+    work.then(resolve, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
   })
-  work.catch(() => {})
-  try {
-    return await Promise.race([work, aborted])
-  } finally {
-    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
-  }
 }
 
 /** Record routing over kad-dht. */

@@ -87,6 +87,8 @@ export function createMessaging (components: MessagingComponents, init: Messagin
     clock,
     dialProtocol,
     getClosestPeers: async function * (key, opts) {
+      // a node with no connections has no one to ask, and kad-dht would wait out the deadline
+      if (libp2p.getConnections().length === 0) return
       for await (const event of libp2p.services.dht.getClosestPeers(key, { signal: opts.signal })) {
         if (event.name === 'FINAL_PEER') yield event.peer.id
       }
