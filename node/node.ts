@@ -263,7 +263,9 @@ class DefaultTalariaNode implements TalariaNode {
         peerId: libp2p.peerId,
         logger: init.logger.child({ component: 'dht' }),
         shutdown: run.shutdown.signal,
-        isAlone: () => dhtRoutingTableSize(libp2p) === 0 && libp2p.getConnections().length === 0
+        // alone: no bootstrap peer to wait for, no connection, no DHT peer (a first node, or npm
+        // start on its own); a node with bootstrap peers waits for them as kad-dht does
+        isAlone: () => bootstrapList.length === 0 && dhtRoutingTableSize(libp2p) === 0 && libp2p.getConnections().length === 0
       })
       this.pubsub.start(libp2p.services.pubsub as PubSubRouter, run.shutdown.signal)
       run.detach.push(() => { this.pubsub.stop() })
