@@ -3,7 +3,8 @@
  * gives each record kind its own key space. Keys and values are bytes; keys are ordered bytewise.
  */
 import { StorageError } from './errors.js'
-import { concatBytes, hasPrefix, prefixUpperBound } from './keys.js'
+import { concatBytes } from '../protocol/bytes.js'
+import { hasPrefix, prefixUpperBound } from './keys.js'
 
 /** One operation of an atomic batch. */
 export type KvOp =
@@ -55,7 +56,7 @@ export class PrefixedEngine implements KvEngine {
   constructor (private readonly inner: KvEngine, private readonly prefix: Uint8Array) {}
 
   private full (key: Uint8Array): Uint8Array {
-    return concatBytes([this.prefix, key])
+    return concatBytes(this.prefix, key)
   }
 
   async get (key: Uint8Array): Promise<Uint8Array | undefined> {

@@ -4,6 +4,7 @@
  * unambiguous and a prefix scan over leading parts is exact; numbers are unsigned 64-bit
  * big-endian so that numeric order equals byte order.
  */
+import { concatBytes } from '../protocol/bytes.js'
 import { StorageError } from './errors.js'
 
 /** Longest string part accepted in a key, in UTF-8 bytes. */
@@ -36,22 +37,9 @@ function numberPart (n: number): Uint8Array {
   return out
 }
 
-/** Concatenates byte arrays. */
-export function concatBytes (parts: readonly Uint8Array[]): Uint8Array {
-  let len = 0
-  for (const p of parts) len += p.length
-  const out = new Uint8Array(len)
-  let off = 0
-  for (const p of parts) {
-    out.set(p, off)
-    off += p.length
-  }
-  return out
-}
-
 /** Encodes a composite key from its parts, in order. */
 export function encodeKey (...parts: readonly KeyPart[]): Uint8Array {
-  return concatBytes(parts.map((p) => typeof p === 'string' ? stringPart(p) : numberPart(p)))
+  return concatBytes(...parts.map((p) => typeof p === 'string' ? stringPart(p) : numberPart(p)))
 }
 
 /** Reads composite keys back; used by index scans to recover the parts they need. */

@@ -5,7 +5,7 @@ import { CommitQueue } from './commit-queue.js'
 import type { CommitQueueInit } from './commit-queue.js'
 import type { KvEngine, KvOp } from './engine.js'
 import { StorageError } from './errors.js'
-import { concatBytes } from './keys.js'
+import { concatBytes } from '../protocol/bytes.js'
 
 /** Default largest full key (bucket prefix included), in bytes. */
 export const DEFAULT_MAX_KEY_BYTES = 2048
@@ -63,10 +63,10 @@ export class Shard {
 
 /** A put of `value` under `key` in `bucket`, as a full-key operation. */
 export function putOp (bucket: number, key: Uint8Array, value: Uint8Array): KvOp {
-  return { type: 'put', key: concatBytes([Uint8Array.of(bucket), key]), value }
+  return { type: 'put', key: concatBytes(Uint8Array.of(bucket), key), value }
 }
 
 /** A delete of `key` in `bucket`, as a full-key operation. */
 export function delOp (bucket: number, key: Uint8Array): KvOp {
-  return { type: 'del', key: concatBytes([Uint8Array.of(bucket), key]) }
+  return { type: 'del', key: concatBytes(Uint8Array.of(bucket), key) }
 }

@@ -3,21 +3,13 @@ import { fileURLToPath } from 'node:url'
 import { describe, test } from 'node:test'
 import { build, type BuildFailure } from 'esbuild'
 import type * as Protocol from '../../protocol/index.js'
+import { bundleForBrowser } from '../helpers/bundle.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 
 describe('protocol/ bundles for browsers', () => {
   test('esbuild bundles protocol/index.ts for platform browser with no node: imports', async () => {
-    const result = await build({
-      entryPoints: ['protocol/index.ts'],
-      absWorkingDir: root,
-      bundle: true,
-      platform: 'browser',
-      format: 'esm',
-      write: false,
-      metafile: true,
-      logLevel: 'silent'
-    })
+    const result = await bundleForBrowser('protocol/index.ts')
     assert.equal(result.errors.length, 0)
     assert.equal(result.outputFiles.length, 1)
     const inputs = Object.keys(result.metafile.inputs)
@@ -29,16 +21,7 @@ describe('protocol/ bundles for browsers', () => {
   })
 
   test('without process (as in a browser) the bundle falls back to noble and still works', async () => {
-    const result = await build({
-      entryPoints: ['protocol/index.ts'],
-      absWorkingDir: root,
-      bundle: true,
-      platform: 'browser',
-      format: 'esm',
-      write: false,
-      define: { 'globalThis.process': 'undefined' },
-      logLevel: 'silent'
-    })
+    const result = await bundleForBrowser('protocol/index.ts', { define: { 'globalThis.process': 'undefined' } })
     const code = result.outputFiles[0]!.text
     const mod = await import('data:text/javascript;base64,' + Buffer.from(code).toString('base64')) as typeof Protocol
     assert.equal(mod.nativeCrypto, undefined)
