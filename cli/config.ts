@@ -14,6 +14,12 @@ import {
   DEFAULT_LISTEN,
   DEFAULT_SHARDS
 } from '../node/options.js'
+import {
+  DEFAULT_MAX_CONNECTIONS_PER_IP,
+  DEFAULT_MAX_FRAME_BYTES,
+  DEFAULT_MAX_REQUESTS_PER_SECOND,
+  DEFAULT_MAX_USER_REQUESTS_PER_SECOND
+} from '../node/gateway/options.js'
 
 /** Log levels the CLI accepts. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
@@ -51,7 +57,11 @@ const fields = {
   bootstrap: z.array(multiaddrString),
   mdns: z.boolean(),
   logLevel: z.enum(LOG_LEVELS),
-  shards: z.number().int().min(1).max(256)
+  shards: z.number().int().min(1).max(256),
+  maxFrameBytes: z.number().int().min(1024).max(64 * 1024 * 1024),
+  maxRequestsPerSecond: z.number().int().min(1),
+  maxUserRequestsPerSecond: z.number().int().min(1),
+  maxConnectionsPerIp: z.number().int().min(1)
 }
 
 /** The complete, validated settings of a node started from the CLI. */
@@ -76,7 +86,11 @@ export const DEFAULT_SETTINGS: Settings = {
   bootstrap: [],
   mdns: false,
   logLevel: DEFAULT_LOG_LEVEL,
-  shards: DEFAULT_SHARDS
+  shards: DEFAULT_SHARDS,
+  maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
+  maxRequestsPerSecond: DEFAULT_MAX_REQUESTS_PER_SECOND,
+  maxUserRequestsPerSecond: DEFAULT_MAX_USER_REQUESTS_PER_SECOND,
+  maxConnectionsPerIp: DEFAULT_MAX_CONNECTIONS_PER_IP
 }
 
 type Kind = 'string' | 'list' | 'int' | 'bool'
@@ -89,7 +103,11 @@ const KINDS: Record<SettingKey, Kind> = {
   bootstrap: 'list',
   mdns: 'bool',
   logLevel: 'string',
-  shards: 'int'
+  shards: 'int',
+  maxFrameBytes: 'int',
+  maxRequestsPerSecond: 'int',
+  maxUserRequestsPerSecond: 'int',
+  maxConnectionsPerIp: 'int'
 }
 
 /** `httpPort` → `TALARIA_HTTP_PORT`. */

@@ -42,6 +42,10 @@ function nodeOptions (cmd: Command, defaults = DEFAULT_SETTINGS): Command {
     .addOption(new Option('--no-mdns', 'disable mDNS even if the config enables it').hideHelp())
     .option('--shards <n>', `LevelDB shards of a new data dir (default: ${d.shards}; env ${envName('shards')})`)
     .addOption(new Option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')} (default: ${d.logLevel}; env ${envName('logLevel')})`))
+    .option('--max-frame-bytes <n>', `largest client WebSocket frame (default: ${d.maxFrameBytes}; env ${envName('maxFrameBytes')})`)
+    .option('--max-requests-per-second <n>', `client requests per second per connection (default: ${d.maxRequestsPerSecond}; env ${envName('maxRequestsPerSecond')})`)
+    .option('--max-user-requests-per-second <n>', `client requests per second per user (default: ${d.maxUserRequestsPerSecond}; env ${envName('maxUserRequestsPerSecond')})`)
+    .option('--max-connections-per-ip <n>', `client connections per remote IP (default: ${d.maxConnectionsPerIp}; env ${envName('maxConnectionsPerIp')})`)
 }
 
 /**

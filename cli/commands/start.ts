@@ -39,6 +39,12 @@ export async function runNode (role: NodeRole, { settings, configFile }: Resolve
       bootstrap: settings.bootstrap,
       mdns: settings.mdns,
       shards: settings.shards,
+      gateway: {
+        maxFrameBytes: settings.maxFrameBytes,
+        maxRequestsPerSecond: settings.maxRequestsPerSecond,
+        maxUserRequestsPerSecond: settings.maxUserRequestsPerSecond,
+        maxConnectionsPerIp: settings.maxConnectionsPerIp
+      },
       logger
     })
     await node.start()

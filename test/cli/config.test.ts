@@ -54,6 +54,19 @@ describe('cli settings', () => {
     assert.equal(configFile, join(dataDir, 'config.json'))
   })
 
+  it('reads the client gateway limits from flags and env', () => {
+    const { settings } = resolveSettings({
+      flags: { maxFrameBytes: '65536', maxConnectionsPerIp: '10' },
+      env: { TALARIA_MAX_REQUESTS_PER_SECOND: '50', TALARIA_MAX_USER_REQUESTS_PER_SECOND: '80' },
+      cwd: dir
+    })
+    assert.equal(settings.maxFrameBytes, 65536)
+    assert.equal(settings.maxConnectionsPerIp, 10)
+    assert.equal(settings.maxRequestsPerSecond, 50)
+    assert.equal(settings.maxUserRequestsPerSecond, 80)
+    assert.throws(() => settingsFromFlags({ maxRequestsPerSecond: '0' }), (err: unknown) => err instanceof ConfigError && err.message.startsWith('--max-requests-per-second:'))
+  })
+
   it('splits list settings from env by comma and keeps repeated flags', () => {
     assert.deepEqual(settingsFromEnv({ TALARIA_LISTEN: '/ip4/127.0.0.1/tcp/1, /ip4/127.0.0.1/tcp/2' }).listen,
       ['/ip4/127.0.0.1/tcp/1', '/ip4/127.0.0.1/tcp/2'])
