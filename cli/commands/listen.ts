@@ -3,7 +3,8 @@
  * after `--count` messages, at `--timeout` seconds, or on SIGINT/SIGTERM, whichever comes first.
  */
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../exit-codes.js'
-import { CliFailure, describeError, prepareClient } from './send.js'
+import { describeError } from '../describe-error.js'
+import { openClient, positive } from './client-support.js'
 
 /** Flags of `talaria listen`. */
 export interface ListenFlags {
@@ -13,12 +14,6 @@ export interface ListenFlags {
   timeout?: string
 }
 
-function positive (value: string | undefined, what: string, integer: boolean): number | undefined {
-  if (value === undefined) return undefined
-  const n = Number(value)
-  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new CliFailure(`${what} must be a positive ${integer ? 'integer' : 'number'}`, EXIT_USAGE)
-  return n
-}
 
 /** Runs `talaria listen`; returns the exit code. */
 export async function runListen (flags: ListenFlags): Promise<number> {
@@ -31,13 +26,8 @@ export async function runListen (flags: ListenFlags): Promise<number> {
     process.stderr.write(`talaria: ${describeError(err)}\n`)
     return EXIT_USAGE
   }
-  let client
-  try {
-    client = await prepareClient(flags.node, flags.identity)
-  } catch (err) {
-    process.stderr.write(`talaria: ${describeError(err)}\n`)
-    return err instanceof CliFailure ? err.exitCode : EXIT_FAILURE
-  }
+  const client = await openClient(flags.node, flags.identity)
+  if (typeof client === 'number') return client
   const deadline = timeoutS === undefined ? undefined : Date.now() + timeoutS * 1000
   let received = 0
   let failure: string | undefined

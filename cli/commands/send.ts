@@ -1,55 +1,8 @@
-/**
- * `talaria send`: connects, sends one message, waits for the node's ack, exits. Also what `send`
- * and `listen` share: an identity file, its store next to it (`FILE.store/`, so sessions persist
- * across invocations), and a client on both.
- */
-import { readFile } from 'node:fs/promises'
-import { resolve } from 'node:path'
-import WebSocket from 'ws'
-import { LevelStore, createClient, decodeIdentity, type TalariaClient, type WebSocketConstructor } from '../../client/index.js'
-import { MAX_CLIENT_IDENTITY_BYTES } from '../../client/identity.js'
+/** `talaria send`: connects, sends one message, waits for the node's ack, exits. */
 import { isUserId, type UserId } from '../../protocol/ids.js'
+import { describeError } from '../describe-error.js'
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../exit-codes.js'
-
-/** A failure the CLI reports with its exit code. */
-export class CliFailure extends Error {
-  constructor (message: string, readonly exitCode: number) {
-    super(message)
-    this.name = 'CliFailure'
-  }
-}
-
-/**
- * Loads `identityPath` and creates a client on its store for `url`, not yet connected: the caller
- * subscribes to events first (pushes can arrive as soon as it connects), connects, and closes it.
- */
-export async function prepareClient (url: string, identityPath: string): Promise<TalariaClient> {
-  const path = resolve(identityPath)
-  let bytes: Uint8Array
-  try {
-    bytes = await readFile(path)
-  } catch (err) {
-    throw new CliFailure(`cannot read identity ${path}: ${err instanceof Error ? err.message : String(err)}`, 1)
-  }
-  if (bytes.length > MAX_CLIENT_IDENTITY_BYTES) throw new CliFailure(`${path} is not an identity file (too large)`, 1)
-  const identity = decodeIdentity(new Uint8Array(bytes))
-  const client = createClient({
-    url,
-    identity,
-    store: new LevelStore(`${path}.store`),
-    WebSocket: WebSocket as unknown as WebSocketConstructor,
-    // a command is short-lived: a lost connection is a failure to report, not to ride out
-    reconnect: false
-  })
-  return client
-}
-
-/** One line for an error: message and code. */
-export function describeError (err: unknown): string {
-  const code = (err as { code?: unknown }).code
-  const message = err instanceof Error ? err.message : String(err)
-  return typeof code === 'string' ? `${message} (${code})` : message
-}
+import { CliFailure, openClient } from './client-support.js'
 
 /** Seconds `send` waits in total (connect, recipient lookup, node ack) by default. */
 export const DEFAULT_SEND_TIMEOUT_S = 30
@@ -76,13 +29,8 @@ export async function runSend (flags: SendFlags, text: string): Promise<number> 
     return EXIT_USAGE
   }
   const signal = AbortSignal.timeout(timeoutS * 1000)
-  let client
-  try {
-    client = await prepareClient(flags.node, flags.identity)
-  } catch (err) {
-    process.stderr.write(`talaria: ${describeError(err)}\n`)
-    return err instanceof CliFailure ? err.exitCode : EXIT_FAILURE
-  }
+  const client = await openClient(flags.node, flags.identity)
+  if (typeof client === 'number') return client
   try {
     try {
       await client.connect({ signal })

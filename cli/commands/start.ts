@@ -2,13 +2,9 @@
 import { createNode, type NodeRole, type TalariaNode } from '../../node/index.js'
 import type { Resolved, Settings } from '../config.js'
 import { EXIT_FAILURE, EXIT_OK, STOP_DEADLINE_MS } from '../exit-codes.js'
+import { describeError } from '../describe-error.js'
 import { createLogger } from '../logger.js'
 
-function describe (err: unknown): string {
-  const code = (err as { code?: unknown }).code
-  const message = err instanceof Error ? err.message : String(err)
-  return typeof code === 'string' ? `${message} (${code})` : message
-}
 
 function banner (role: NodeRole, node: TalariaNode, settings: Settings): string {
   const lines = [
@@ -49,7 +45,7 @@ export async function runNode (role: NodeRole, { settings, configFile }: Resolve
     })
     await node.start()
   } catch (err) {
-    process.stderr.write(`talaria: cannot start: ${describe(err)}\n`)
+    process.stderr.write(`talaria: cannot start: ${describeError(err)}\n`)
     logger.debug({ err }, 'start failed')
     return EXIT_FAILURE
   }
@@ -75,7 +71,7 @@ export async function runNode (role: NodeRole, { settings, configFile }: Resolve
     logger.info('stopped')
     code = EXIT_OK
   } catch (err) {
-    process.stderr.write(`talaria: stop failed: ${describe(err)}\n`)
+    process.stderr.write(`talaria: stop failed: ${describeError(err)}\n`)
     code = EXIT_FAILURE
   } finally {
     clearTimeout(deadline)
