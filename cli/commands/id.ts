@@ -2,6 +2,7 @@
 import { resolve } from 'node:path'
 import { readPeerId } from '../../node/index.js'
 import { DEFAULT_SETTINGS, settingsFromEnv, settingsFromFlags } from '../config.js'
+import { describeError } from '../describe-error.js'
 import { EXIT_FAILURE, EXIT_OK } from '../exit-codes.js'
 
 /** Runs `talaria id`; returns the exit code. */
@@ -11,8 +12,7 @@ export async function runId (flags: Record<string, unknown>): Promise<number> {
     process.stdout.write(`${await readPeerId(dataDir)}\n`)
     return EXIT_OK
   } catch (err) {
-    const code = (err as { code?: string }).code
-    process.stderr.write(`talaria: ${err instanceof Error ? err.message : String(err)}${code !== undefined ? ` (${code})` : ''}\n`)
+    process.stderr.write(`talaria: ${describeError(err)}\n`)
     return EXIT_FAILURE
   }
 }
