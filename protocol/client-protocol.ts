@@ -9,7 +9,7 @@
 import { fromBase64url, toBase64url } from './bytes.js'
 import { canonicalEncode, decodeValue, encodeValue, expectArray, expectBytes, expectEnum, expectObject, expectString, expectUint, type WireObject } from './codec.js'
 import { TalariaError } from './errors.js'
-import { parseDeviceId, parseMessageId, parseUserId, type DeviceId, type MessageId, type UserId } from './ids.js'
+import { parseDeviceId, parseGroupId, parseMessageId, parseUserId, type DeviceId, type GroupId, type MessageId, type UserId } from './ids.js'
 import {
   MAX_ADDR_LENGTH, MAX_CERTIFICATE_BYTES, MAX_DEVICE_LIST_BYTES, MAX_ENVELOPE_BYTES, MAX_ERROR_CODE_LENGTH, MAX_NESTING_DEPTH,
   MAX_PEER_ID_LENGTH, MAX_RECORD_BYTES
@@ -97,6 +97,67 @@ export interface ClientOps {
     req: Record<string, never>
     res: { time: number }
   }
+  /**
+   * Hands signed group operations (encoded GroupOps, see docs/protocol/groups.md) to the node: new
+   * ops the client authored, or the log of a group the node may not know yet (a client that joins
+   * a group uploads the ops it received in its invitation). The node checks every signature,
+   * merges the ops into its copy of the log, stores them, and passes new ones on to the group's
+   * other nodes. Per op, `results` says what the log did with it, in request order: `applied`,
+   * `rejected` (with the reason's code, e.g. ERR_FORBIDDEN), `pending` (parents still unknown; the
+   * node fetches them from its peers) or `duplicate`. An op that does not decode fails the whole
+   * request with ERR_INVALID_OP. `heads` are the log's heads afterwards (the parents of the next op).
+   */
+  groupOps: {
+    req: { group: GroupId, ops: Uint8Array[] }
+    res: { results: Array<{ status: 'applied' | 'rejected' | 'pending' | 'duplicate', code?: string, message?: string }>, heads: string[] }
+  }
+  /**
+   * The node's copy of a group's log, in its linear order, one page at a time from index `after`
+   * (0 = the start). `next` is set while there is more. ERR_NOT_FOUND when the node knows no op of
+   * the group and could not fetch it from its peers.
+   */
+  groupGet: {
+    req: { group: GroupId, after?: number }
+    res: { ops: Uint8Array[], next?: number }
+  }
+  /**
+   * Sends one group message (an encoded GroupEnvelope) or room message (an encoded RoomEnvelope)
+   * from the authenticated device. The node checks that the sender is allowed to send now
+   * (ERR_NOT_MEMBER, ERR_MUTED, ERR_BANNED, ERR_GROUP_DISMISSED, ERR_NOT_SENDER), applies a room's
+   * moderation (ERR_CONTENT_BLOCKED, ERR_ROOM_RATE_LIMITED), stores it in its group history and
+   * publishes it to the group's topic. The response means: durable in this node's history.
+   * Idempotent by envelope id.
+   */
+  groupSend: {
+    req: { envelope: Uint8Array }
+    res: { id: MessageId, at: number }
+  }
+  /**
+   * Group or room messages this node holds with `sentAt >= since`, ordered by (sentAt, id), at
+   * most `limit` (node default 500) per page; `cursor` continues a previous page and is returned
+   * while there is more. A node that holds no history reaching back to `since` first fetches it
+   * from the group's other nodes (`/talaria/history/1.0.0`). Members only (ERR_NOT_MEMBER), except
+   * for rooms. Clients deduplicate by envelope id.
+   */
+  groupHistory: {
+    req: { group: GroupId, since: number, limit?: number, cursor?: Uint8Array }
+    res: { messages: Uint8Array[], cursor?: Uint8Array }
+  }
+  /**
+   * Enters a room: the node joins the room's topic (learning the room's log from the DHT and its
+   * peers, or from `ops` when given) and pushes the room's messages to this connection as `group`
+   * events until `roomLeave` or disconnect. ERR_BANNED for a banned user, ERR_NOT_FOUND for an
+   * unknown room, ERR_BAD_REQUEST for a group that is not a room.
+   */
+  roomEnter: {
+    req: { room: GroupId, ops?: Uint8Array[] }
+    res: { heads: string[] }
+  }
+  /** Leaves a room entered on this connection. */
+  roomLeave: {
+    req: { room: GroupId }
+    res: Record<string, never>
+  }
 }
 
 /** Name of a request operation. */
@@ -129,6 +190,18 @@ export interface ClientEvents {
   message: { envelope: Uint8Array }
   /** Envelopes this device sent reached the recipient's node inbox or its mailbox replicas. */
   delivered: { ids: MessageId[] }
+  /**
+   * A group message (encoded GroupEnvelope) for a group this user is a member of, or a room
+   * message (encoded RoomEnvelope) for a room entered on this connection, already checked by the
+   * node (signature, membership, moderation). For a room whose word filter masks, `text` is the
+   * masked text to show instead of the envelope's. Not acked: a client that misses some (see
+   * `groupLag`) reads them with `groupHistory`.
+   */
+  group: { envelope: Uint8Array, text?: string }
+  /** A new op of the log of a group this user is a member of (or was, until this op). */
+  groupOp: { group: GroupId, op: Uint8Array }
+  /** The node dropped pushes of this group to this connection (the client read too slowly): read `groupHistory`. */
+  groupLag: { group: GroupId }
 }
 
 /** Server → client push. */
@@ -162,6 +235,14 @@ export const CLIENT_ERROR_CODES = [
   'ERR_NOT_SENDER',
   'ERR_INVALID_RECORD',
   'ERR_NOT_FOUND',
+  'ERR_INVALID_OP',
+  'ERR_NOT_MEMBER',
+  'ERR_FORBIDDEN',
+  'ERR_MUTED',
+  'ERR_BANNED',
+  'ERR_GROUP_DISMISSED',
+  'ERR_CONTENT_BLOCKED',
+  'ERR_ROOM_RATE_LIMITED',
   'ERR_UNAVAILABLE',
   'ERR_TIMEOUT',
   'ERR_INTERNAL'
@@ -224,9 +305,17 @@ export const AUTH_NONCE_BYTES = 32
 export const MAX_REQUEST_ID = 0xffffffff
 
 /** The request operations, as a runtime list. */
-export const CLIENT_OPS: readonly ClientOp[] = ['auth', 'publish', 'lookup', 'send', 'ack', 'ping']
+export const CLIENT_OPS: readonly ClientOp[] = [
+  'auth', 'publish', 'lookup', 'send', 'ack', 'ping', 'groupOps', 'groupGet', 'groupSend', 'groupHistory', 'roomEnter', 'roomLeave'
+]
 /** The event names, as a runtime list. */
-export const CLIENT_EVENTS: ReadonlyArray<keyof ClientEvents> = ['message', 'delivered']
+export const CLIENT_EVENTS: ReadonlyArray<keyof ClientEvents> = ['message', 'delivered', 'group', 'groupOp', 'groupLag']
+/** Largest encoded group operation a frame may carry (the groups layer holds ops to its own, lower limit). */
+export const MAX_FRAME_GROUP_OP_BYTES = 16 * 1024
+/** Longest history cursor. */
+export const MAX_HISTORY_CURSOR_BYTES = 256
+/** Longest masked room text in a `group` event, in UTF-16 code units. */
+export const MAX_EVENT_TEXT_LENGTH = 64 * 1024
 
 // ---- auth -----------------------------------------------------------------------------------
 
@@ -364,7 +453,32 @@ const requestValidators: { [Op in ClientOp]: (body: WireObject) => ClientOps[Op]
   lookup: (b) => ({ user: parseUserId(b.user) }),
   send: (b) => ({ envelopes: expectBytesList(b.envelopes, 'send.envelopes', MAX_ENVELOPE_BYTES) }),
   ack: (b) => ({ ids: expectMessageIds(b.ids, 'ack.ids') }),
-  ping: () => ({})
+  ping: () => ({}),
+  groupOps: (b) => ({ group: parseGroupId(b.group), ops: expectBytesList(b.ops, 'groupOps.ops', MAX_FRAME_GROUP_OP_BYTES) }),
+  groupGet: (b) => {
+    const req: ClientOps['groupGet']['req'] = { group: parseGroupId(b.group) }
+    if (b.after !== undefined) req.after = expectUint(b.after, 'groupGet.after')
+    return req
+  },
+  groupSend: (b) => ({ envelope: expectBytes(b.envelope, 'groupSend.envelope', 1, MAX_ENVELOPE_BYTES) }),
+  groupHistory: (b) => {
+    const req: ClientOps['groupHistory']['req'] = { group: parseGroupId(b.group), since: expectUint(b.since, 'groupHistory.since') }
+    if (b.limit !== undefined) req.limit = expectUint(b.limit, 'groupHistory.limit', MAX_FRAME_LIST_ITEMS, 1)
+    if (b.cursor !== undefined) req.cursor = expectBytes(b.cursor, 'groupHistory.cursor', 1, MAX_HISTORY_CURSOR_BYTES)
+    return req
+  },
+  roomEnter: (b) => {
+    const req: ClientOps['roomEnter']['req'] = { room: parseGroupId(b.room) }
+    if (b.ops !== undefined) req.ops = expectBytesList(b.ops, 'roomEnter.ops', MAX_FRAME_GROUP_OP_BYTES)
+    return req
+  },
+  roomLeave: (b) => ({ room: parseGroupId(b.room) })
+}
+
+const OP_STATUSES = ['applied', 'rejected', 'pending', 'duplicate'] as const
+
+function expectStrings (v: unknown, what: string, maxLength: number): string[] {
+  return expectArray(v, what, MAX_FRAME_LIST_ITEMS).map((item) => expectString(item, `${what} item`, maxLength, 1))
 }
 
 const responseValidators: { [Op in ClientOp]: (body: WireObject) => ClientOps[Op]['res'] } = {
@@ -387,12 +501,42 @@ const responseValidators: { [Op in ClientOp]: (body: WireObject) => ClientOps[Op
   },
   send: (b) => ({ accepted: expectMessageIds(b.accepted, 'send.accepted') }),
   ack: (b) => ({ removed: expectUint(b.removed, 'ack.removed') }),
-  ping: (b) => ({ time: expectUint(b.time, 'ping.time') })
+  ping: (b) => ({ time: expectUint(b.time, 'ping.time') }),
+  groupOps: (b) => ({
+    results: expectArray(b.results, 'groupOps.results', MAX_FRAME_LIST_ITEMS).map((item) => {
+      const r = expectObject(item, 'groupOps result')
+      const out: ClientOps['groupOps']['res']['results'][number] = { status: expectEnum(r.status, 'result.status', OP_STATUSES) }
+      if (r.code !== undefined) out.code = expectString(r.code, 'result.code', MAX_ERROR_CODE_LENGTH, 1)
+      if (r.message !== undefined) out.message = expectString(r.message, 'result.message', MAX_CLIENT_ERROR_MESSAGE_LENGTH)
+      return out
+    }),
+    heads: expectStrings(b.heads, 'groupOps.heads', 64)
+  }),
+  groupGet: (b) => {
+    const res: ClientOps['groupGet']['res'] = { ops: expectBytesList(b.ops, 'groupGet.ops', MAX_FRAME_GROUP_OP_BYTES) }
+    if (b.next !== undefined) res.next = expectUint(b.next, 'groupGet.next')
+    return res
+  },
+  groupSend: (b) => ({ id: parseMessageId(b.id), at: expectUint(b.at, 'groupSend.at') }),
+  groupHistory: (b) => {
+    const res: ClientOps['groupHistory']['res'] = { messages: expectBytesList(b.messages, 'groupHistory.messages', MAX_ENVELOPE_BYTES) }
+    if (b.cursor !== undefined) res.cursor = expectBytes(b.cursor, 'groupHistory.cursor', 1, MAX_HISTORY_CURSOR_BYTES)
+    return res
+  },
+  roomEnter: (b) => ({ heads: expectStrings(b.heads, 'roomEnter.heads', 64) }),
+  roomLeave: () => ({})
 }
 
 const eventValidators: { [Ev in keyof ClientEvents]: (body: WireObject) => ClientEvents[Ev] } = {
   message: (b) => ({ envelope: expectBytes(b.envelope, 'message.envelope', 1, MAX_ENVELOPE_BYTES) }),
-  delivered: (b) => ({ ids: expectMessageIds(b.ids, 'delivered.ids') })
+  delivered: (b) => ({ ids: expectMessageIds(b.ids, 'delivered.ids') }),
+  group: (b) => {
+    const body: ClientEvents['group'] = { envelope: expectBytes(b.envelope, 'group.envelope', 1, MAX_ENVELOPE_BYTES) }
+    if (b.text !== undefined) body.text = expectString(b.text, 'group.text', MAX_EVENT_TEXT_LENGTH)
+    return body
+  },
+  groupOp: (b) => ({ group: parseGroupId(b.group), op: expectBytes(b.op, 'groupOp.op', 1, MAX_FRAME_GROUP_OP_BYTES) }),
+  groupLag: (b) => ({ group: parseGroupId(b.group) })
 }
 
 /**

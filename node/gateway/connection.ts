@@ -350,6 +350,7 @@ export class ClientConnection {
       case 'lookup': return await this.ctx.directory.lookup((frame.body as ClientOps['lookup']['req']).user, { signal })
       case 'send': return await this.sendEnvelopes(frame.body as ClientOps['send']['req'], signal)
       case 'ack': return await this.ack(frame.body as ClientOps['ack']['req'], signal)
+      default: throw clientError('ERR_UNKNOWN_OP', `${frame.op} is not served by this node`)
     }
   }
 

@@ -100,6 +100,8 @@ export class FakeNode {
       }
       case 'ping':
         return { time: Date.now() }
+      default:
+        throw new Error(`the fake node does not serve ${req.op}`)
     }
   }
 }
