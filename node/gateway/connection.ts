@@ -11,7 +11,7 @@ import { WebSocket } from 'ws'
 import {
   authSigningBytes, AUTH_NONCE_BYTES, CLIENT_PROTOCOL_VERSION, ClientProtocolError, decodeFrame, encodeFrame, isClientErrorCode,
   MAX_CHALLENGE_ADDRS, MAX_CLIENT_ERROR_MESSAGE_LENGTH,
-  type ClientErrorCode, type ClientFrame, type ClientLimits, type ClientOp, type ClientOps, type FrameFormat, type RequestFrame
+  type ClientErrorCode, type ClientEvents, type ClientFrame, type ClientLimits, type ClientOp, type ClientOps, type FrameFormat, type RequestFrame
 } from '../../protocol/client-protocol.js'
 import type { CryptoProvider } from '../../protocol/crypto/provider.js'
 import { decodeEnvelope } from '../../protocol/envelopes.js'
@@ -20,6 +20,7 @@ import { equalBytes } from '../../protocol/bytes.js'
 import { decodeDeviceCertificate, decodeDeviceList, isDeviceActive, verifyDeviceCertificate, verifyDeviceList, type DeviceList } from '../../protocol/identity.js'
 import type { MessageId } from '../../protocol/ids.js'
 import { decodeRecord, recordKey, validateRecord } from '../../protocol/records.js'
+import type { AuthenticatedDevice, GroupEventName, GroupService, GroupSink } from '../groups/contracts.js'
 import type { DeliveryService, DeviceRef, DeviceSink, DirectoryService, SubmittedEnvelope } from '../messaging/contracts.js'
 import type { ClientGatewayConfig } from './options.js'
 import type { GatewayStats } from './stats.js'
@@ -57,6 +58,7 @@ export interface ConnectionContext {
   crypto: CryptoProvider
   delivery: DeliveryService
   directory: DirectoryService
+  groups?: GroupService
   peerId: string
   getMultiaddrs(): string[]
   logger: Logger
@@ -73,6 +75,21 @@ export interface ConnectionContext {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * Encoded group event frames by body object: the groups service hands the same body to every
+ * connection it pushes a message to (hundreds in a busy room), so each format is encoded once.
+ */
+const encodedEvents = new WeakMap<object, Partial<Record<FrameFormat, Uint8Array | string>>>()
+
+function encodeEvent<E extends GroupEventName> (ev: E, body: ClientEvents[E], format: FrameFormat): Uint8Array | string {
+  let cached = encodedEvents.get(body)
+  if (cached === undefined) {
+    cached = {}
+    encodedEvents.set(body, cached)
+  }
+  return cached[format] ??= encodeFrame({ t: 'evt', ev, body } as ClientFrame, format)
+}
 
 function clientError (code: ClientErrorCode, message: string, retryAfterMs?: number): ClientProtocolError {
   return new ClientProtocolError(code, message, retryAfterMs === undefined ? {} : { retryAfterMs })
@@ -91,13 +108,16 @@ export class ClientConnection {
   private readonly nonce: Uint8Array
   private readonly abort = new AbortController()
   private readonly unacked = new Set<MessageId>()
-  private device: DeviceRef | undefined
+  private device: AuthenticatedDevice | undefined
   private authenticating = false
   private authFailures = 0
   private violations = 0
   private inFlight = 0
   private userBucket: { bucket: TokenBucket, release(): void } | undefined
   private detach: (() => void) | undefined
+  private detachGroups: (() => void) | undefined
+  /** A group event was dropped on a full send buffer: the groups service owes this connection a `groupLag`. */
+  private groupsBehind = false
   private onDisconnect: Uint8Array[] = []
   private authTimer: ReturnType<typeof setTimeout> | undefined
   private windowFull = false
@@ -113,6 +133,11 @@ export class ClientConnection {
   readonly sink: DeviceSink = {
     push: (id, envelope) => this.push(id, envelope),
     delivered: (ids) => { this.send({ t: 'evt', ev: 'delivered', body: { ids } }, this.format) }
+  }
+
+  /** The sink the groups service pushes group and room events through. */
+  readonly groupSink: GroupSink = {
+    event: (ev, body) => this.pushGroupEvent(ev, body)
   }
 
   constructor (ws: GatewaySocket, ctx: ConnectionContext, format: FrameFormat, log: Logger) {
@@ -213,6 +238,26 @@ export class ClientConnection {
       this.bufferFull = false
       this.maybeDrain()
     }
+    if (this.groupsBehind && this.ws.bufferedAmount < this.ctx.config.pushHighWaterBytes) {
+      this.groupsBehind = false
+      try {
+        this.ctx.groups?.drain(this.groupSink)
+      } catch (err) {
+        this.log.error({ err }, 'groups drain failed')
+      }
+    }
+  }
+
+  /** Sends a group event unless the send buffer is past its high-water mark (then the event is dropped and owed as a lag). */
+  private pushGroupEvent<E extends GroupEventName> (ev: E, body: ClientEvents[E]): boolean {
+    if (this.closed || this.device === undefined || this.ws.readyState !== WebSocket.OPEN) return false
+    if (this.ws.bufferedAmount >= this.ctx.config.pushHighWaterBytes) {
+      this.groupsBehind = true
+      return false
+    }
+    this.ctx.stats.framesOut++
+    this.ws.send(encodeEvent(ev, body, this.format), { binary: this.format === 'binary' }, () => { this.onWritten() })
+    return true
   }
 
   private maybeDrain (): void {
@@ -350,8 +395,21 @@ export class ClientConnection {
       case 'lookup': return await this.ctx.directory.lookup((frame.body as ClientOps['lookup']['req']).user, { signal })
       case 'send': return await this.sendEnvelopes(frame.body as ClientOps['send']['req'], signal)
       case 'ack': return await this.ack(frame.body as ClientOps['ack']['req'], signal)
-      default: throw clientError('ERR_UNKNOWN_OP', `${frame.op} is not served by this node`)
+      case 'groupOps': return await this.groups().submitOps(this.device!, frame.body as ClientOps['groupOps']['req'], { signal })
+      case 'groupGet': return await this.groups().getOps(this.device!, frame.body as ClientOps['groupGet']['req'], { signal })
+      case 'groupSend': return await this.groups().send(this.device!, this.groupSink, frame.body as ClientOps['groupSend']['req'], { signal })
+      case 'groupHistory': return await this.groups().history(this.device!, frame.body as ClientOps['groupHistory']['req'], { signal })
+      case 'roomEnter': return await this.groups().enterRoom(this.device!, this.groupSink, frame.body as ClientOps['roomEnter']['req'], { signal })
+      case 'roomLeave':
+        this.groups().leaveRoom(this.device!, this.groupSink, (frame.body as ClientOps['roomLeave']['req']).room)
+        return {}
     }
+  }
+
+  private groups (): GroupService {
+    const groups = this.ctx.groups
+    if (groups === undefined) throw clientError('ERR_UNKNOWN_OP', 'this node serves no groups')
+    return groups
   }
 
   // ---- operations ---------------------------------------------------------------------------
@@ -398,7 +456,7 @@ export class ClientConnection {
         throw clientError('ERR_DEVICE_REVOKED', 'a newer device list no longer holds this device')
       }
       if (this.closed) throw clientError('ERR_UNAVAILABLE', 'connection closed')
-      this.device = { user: req.user, device: req.device }
+      this.device = { user: req.user, device: req.device, signingKey: list.devices.find((d) => d.deviceId === req.device)!.signingKey }
       clearTimeout(this.authTimer)
       this.userBucket = this.ctx.acquireUserBucket(req.user)
       this.ctx.stats.authenticated++
@@ -415,6 +473,7 @@ export class ClientConnection {
     if (device === undefined || this.closed || this.detach !== undefined) return
     try {
       this.detach = this.ctx.delivery.attach(device, this.sink)
+      this.detachGroups = this.ctx.groups?.attach(device, this.groupSink)
     } catch (err) {
       this.log.error({ err }, 'delivery attach failed')
       this.sendError(0, clientError('ERR_INTERNAL', 'internal error'), this.format)
@@ -526,6 +585,11 @@ export class ClientConnection {
       this.detach?.()
     } catch (err) {
       this.log.error({ err }, 'delivery detach failed')
+    }
+    try {
+      this.detachGroups?.()
+    } catch (err) {
+      this.log.error({ err }, 'groups detach failed')
     }
     this.userBucket?.release()
     if (this.device !== undefined && this.onDisconnect.length > 0) this.ctx.publishOnDisconnect(this.onDisconnect)

@@ -2,8 +2,9 @@
  * The client gateway: the WebSocket at `/v1` through which clients authenticate as a device,
  * publish their records, look up other users, send envelopes and receive pushed ones.
  *
- * It depends only on the HTTP server's upgrade hook and the delivery and directory contracts
- * (node/messaging/contracts.ts), so it is built and tested without libp2p or storage.
+ * It depends only on the HTTP server's upgrade hook and the delivery, directory and groups
+ * contracts (node/messaging/contracts.ts, node/groups/contracts.ts), so it is built and tested
+ * without libp2p or storage.
  */
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
@@ -12,6 +13,7 @@ import { WebSocketServer } from 'ws'
 import { CLIENT_PATH, ClientProtocolError, encodeFrame, type ClientLimits, type FrameFormat } from '../../protocol/client-protocol.js'
 import { defaultCrypto } from '../../protocol/crypto/index.js'
 import type { UpgradeHandler } from '../http.js'
+import type { GroupService } from '../groups/contracts.js'
 import type { DeliveryService, DirectoryService } from '../messaging/contracts.js'
 import { ClientConnection, CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, GatewaySocket } from './connection.js'
 import { resolveGatewayConfig, type ClientGatewayConfig, type ClientGatewayInit } from './options.js'
@@ -24,6 +26,8 @@ export interface ClientGatewayComponents {
   http: { onUpgrade(path: string, handler: UpgradeHandler): () => void }
   delivery: DeliveryService
   directory: DirectoryService
+  /** Groups and rooms; without it the group operations answer ERR_UNKNOWN_OP. */
+  groups?: GroupService
   /** The node's libp2p peer id, bound into every auth signature. */
   peerId: string
   /** The node's multiaddrs, announced in the challenge for the clients' location records. */
@@ -195,6 +199,7 @@ export class DefaultClientGateway implements ClientGateway {
       crypto: this.config.crypto ?? defaultCrypto,
       delivery: this.components.delivery,
       directory: this.components.directory,
+      ...(this.components.groups !== undefined ? { groups: this.components.groups } : {}),
       peerId: this.components.peerId,
       getMultiaddrs: () => this.components.getMultiaddrs(),
       logger: this.log,

@@ -3,6 +3,7 @@
  * port), recording in-test delivery and directory services, real WebSocket clients and real
  * identities. The services are stubs on purpose: these tests are unit tests of the gateway.
  */
+import type { GroupService } from '../../node/groups/contracts.js'
 import { pino } from 'pino'
 import WebSocket from 'ws'
 import {
@@ -119,13 +120,13 @@ export interface TestGateway {
 }
 
 /** Starts a gateway with `init` on 127.0.0.1 and a free port. */
-export async function startGateway (init: ClientGatewayInit = {}): Promise<TestGateway> {
+export async function startGateway (init: ClientGatewayInit = {}, services: { groups?: GroupService } = {}): Promise<TestGateway> {
   const logger = pino({ level: 'silent' })
   const http = new DefaultHttpServer({ logger, state: () => 'started', status: () => ({}) as NodeStatus }, { host: '127.0.0.1', port: 0 })
   await http.start()
   const delivery = new RecordingDelivery()
   const directory = new RecordingDirectory()
-  const gateway = createClientGateway(init, { http, delivery, directory, peerId: TEST_PEER_ID, getMultiaddrs: () => TEST_ADDRS, logger })
+  const gateway = createClientGateway(init, { http, delivery, directory, ...services, peerId: TEST_PEER_ID, getMultiaddrs: () => TEST_ADDRS, logger })
   await gateway.start()
   return {
     url: `ws://127.0.0.1:${http.port}/v1`,
