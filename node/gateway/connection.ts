@@ -108,7 +108,9 @@ export class ClientConnection {
   private readonly nonce: Uint8Array
   private readonly abort = new AbortController()
   private readonly unacked = new Set<MessageId>()
-  private device: AuthenticatedDevice | undefined
+  private device: DeviceRef | undefined
+  /** The device with the signing key its certificate proved, as the groups service takes it. */
+  private groupDevice: AuthenticatedDevice | undefined
   private authenticating = false
   private authFailures = 0
   private violations = 0
@@ -395,13 +397,13 @@ export class ClientConnection {
       case 'lookup': return await this.ctx.directory.lookup((frame.body as ClientOps['lookup']['req']).user, { signal })
       case 'send': return await this.sendEnvelopes(frame.body as ClientOps['send']['req'], signal)
       case 'ack': return await this.ack(frame.body as ClientOps['ack']['req'], signal)
-      case 'groupOps': return await this.groups().submitOps(this.device!, frame.body as ClientOps['groupOps']['req'], { signal })
-      case 'groupGet': return await this.groups().getOps(this.device!, frame.body as ClientOps['groupGet']['req'], { signal })
-      case 'groupSend': return await this.groups().send(this.device!, this.groupSink, frame.body as ClientOps['groupSend']['req'], { signal })
-      case 'groupHistory': return await this.groups().history(this.device!, frame.body as ClientOps['groupHistory']['req'], { signal })
-      case 'roomEnter': return await this.groups().enterRoom(this.device!, this.groupSink, frame.body as ClientOps['roomEnter']['req'], { signal })
+      case 'groupOps': return await this.groups().submitOps(this.groupDevice!, frame.body as ClientOps['groupOps']['req'], { signal })
+      case 'groupGet': return await this.groups().getOps(this.groupDevice!, frame.body as ClientOps['groupGet']['req'], { signal })
+      case 'groupSend': return await this.groups().send(this.groupDevice!, this.groupSink, frame.body as ClientOps['groupSend']['req'], { signal })
+      case 'groupHistory': return await this.groups().history(this.groupDevice!, frame.body as ClientOps['groupHistory']['req'], { signal })
+      case 'roomEnter': return await this.groups().enterRoom(this.groupDevice!, this.groupSink, frame.body as ClientOps['roomEnter']['req'], { signal })
       case 'roomLeave':
-        this.groups().leaveRoom(this.device!, this.groupSink, (frame.body as ClientOps['roomLeave']['req']).room)
+        this.groups().leaveRoom(this.groupDevice!, this.groupSink, (frame.body as ClientOps['roomLeave']['req']).room)
         return {}
     }
   }
@@ -421,6 +423,7 @@ export class ClientConnection {
       const crypto = this.ctx.crypto
       const failed = (why: string, cause?: unknown): ClientProtocolError => new ClientProtocolError('ERR_AUTH_FAILED', why, cause === undefined ? {} : { cause })
       let list: DeviceList
+      let signingKey: Uint8Array
       try {
         const cert = decodeDeviceCertificate(req.cert)
         verifyDeviceCertificate(cert, crypto)
@@ -433,6 +436,7 @@ export class ClientConnection {
           throw failed('the device is not in the device list')
         }
         const entry = list.devices.find((d) => d.deviceId === req.device)
+        signingKey = cert.signingKey
         if (entry === undefined || !equalBytes(entry.signingKey, cert.signingKey) || !equalBytes(entry.exchangeKey, cert.exchangeKey)) {
           throw failed('the device list and the certificate disagree on the device keys')
         }
@@ -456,7 +460,8 @@ export class ClientConnection {
         throw clientError('ERR_DEVICE_REVOKED', 'a newer device list no longer holds this device')
       }
       if (this.closed) throw clientError('ERR_UNAVAILABLE', 'connection closed')
-      this.device = { user: req.user, device: req.device, signingKey: list.devices.find((d) => d.deviceId === req.device)!.signingKey }
+      this.device = { user: req.user, device: req.device }
+      this.groupDevice = { user: req.user, device: req.device, signingKey }
       clearTimeout(this.authTimer)
       this.userBucket = this.ctx.acquireUserBucket(req.user)
       this.ctx.stats.authenticated++
@@ -473,7 +478,7 @@ export class ClientConnection {
     if (device === undefined || this.closed || this.detach !== undefined) return
     try {
       this.detach = this.ctx.delivery.attach(device, this.sink)
-      this.detachGroups = this.ctx.groups?.attach(device, this.groupSink)
+      if (this.groupDevice !== undefined) this.detachGroups = this.ctx.groups?.attach(this.groupDevice, this.groupSink)
     } catch (err) {
       this.log.error({ err }, 'delivery attach failed')
       this.sendError(0, clientError('ERR_INTERNAL', 'internal error'), this.format)
