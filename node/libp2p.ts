@@ -3,9 +3,11 @@
  * else, so a major upgrade (or switching gossipsub back to `@chainsafe/libp2p-gossipsub`) touches
  * this file only.
  */
+import { createHash } from 'node:crypto'
 import { noise } from '@chainsafe/libp2p-noise'
 import { bootstrap } from '@libp2p/bootstrap'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { createTopicScoreParams, type TopicScoreParams } from '@libp2p/gossipsub/score'
 import { identify, type Identify } from '@libp2p/identify'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import {
@@ -70,11 +72,82 @@ export interface TalariaLibp2pInit {
 /** Addresses every peer on one machine or LAN shares; colocation must not count against them. */
 const LOCAL_IPS = ['127.0.0.1', '::1']
 
+/** Bytes of a gossip message id: the first 20 bytes of SHA-256 over the message data. */
+export const GOSSIP_MESSAGE_ID_BYTES = 20
+
+/**
+ * The gossipsub message id of `data`: the first 20 bytes of SHA-256 over it. Messages are unsigned
+ * at the gossipsub layer (applications sign their own payloads), so the id must come from the
+ * content: the same payload relayed by two peers is one message.
+ */
+export function gossipMessageIdOf (data: Uint8Array): Uint8Array {
+  const digest = createHash('sha256').update(data).digest()
+  return new Uint8Array(digest.buffer, digest.byteOffset, GOSSIP_MESSAGE_ID_BYTES)
+}
+
+/**
+ * Score parameters of a topic whose messages an application validates (group topics): only P4,
+ * invalid messages, counts. Its value is the square of the count of rejected messages, decaying
+ * by 0.9 a second: one rejected message costs -4 (above the gossip threshold), two -16 (no more
+ * gossip to or from it), five -100 (graylisted: every RPC from it is dropped).
+ */
+export const VALIDATED_TOPIC_SCORE_PARAMS: TopicScoreParams = createTopicScoreParams({
+  topicWeight: 1,
+  timeInMeshWeight: 0,
+  timeInMeshQuantum: 1000,
+  timeInMeshCap: 1,
+  firstMessageDeliveriesWeight: 0,
+  firstMessageDeliveriesDecay: 0.5,
+  firstMessageDeliveriesCap: 1,
+  meshMessageDeliveriesWeight: 0,
+  meshMessageDeliveriesDecay: 0.5,
+  meshMessageDeliveriesCap: 1,
+  meshMessageDeliveriesThreshold: 0,
+  meshMessageDeliveriesWindow: 10,
+  meshMessageDeliveriesActivation: 5000,
+  meshFailurePenaltyWeight: 0,
+  meshFailurePenaltyDecay: 0.5,
+  invalidMessageDeliveriesWeight: -4,
+  invalidMessageDeliveriesDecay: 0.9
+})
+
+/**
+ * Turns scoring of `topic` on (with {@link VALIDATED_TOPIC_SCORE_PARAMS}) or off. Gossipsub only
+ * counts invalid messages on topics that have score parameters, and group topics are created at
+ * run time, so their parameters are added when a validator is registered. Gossipsub reads the
+ * parameters map on every lookup, so a change applies at once.
+ */
+export function setTopicScoring (pubsub: GossipSub, topic: string, on: boolean): void {
+  const topics = (pubsub as unknown as ScoredGossipSub).score.params.topics
+  if (on) topics[topic] = VALIDATED_TOPIC_SCORE_PARAMS
+  else delete topics[topic]
+}
+
+/**
+ * What the gossipsub implementation has beyond its exported interface: its peer score (the
+ * class has it public; the `GossipSub` interface does not list it).
+ */
+interface ScoredGossipSub {
+  score: { params: { topics: Record<string, TopicScoreParams> } }
+  getScore(peerId: string): number
+}
+
+/** The current gossipsub score of `peerId` as this node sees it (0 for unknown peers). */
+export function gossipPeerScore (pubsub: GossipSub, peerId: string): number {
+  return (pubsub as unknown as ScoredGossipSub).getScore(peerId)
+}
+
 function gossipsubService (init: TalariaLibp2pInit): ReturnType<typeof gossipsub> {
   return gossipsub({
-    // Messages are signed by the publishing node for now; the groups change moves to
-    // StrictNoSign with application-level signatures and a content-derived message id.
-    globalSignaturePolicy: 'StrictSign',
+    // Nothing is signed twice: applications sign their payloads (group envelopes and ops carry
+    // device signatures), gossipsub messages carry no author, and the id comes from the content.
+    globalSignaturePolicy: 'StrictNoSign',
+    msgIdFn: (msg) => gossipMessageIdOf(msg.data),
+    // Duplicates are recognised by this id before the full one is computed. A cryptographic hash
+    // (native, ~1 µs for an envelope), because a forged collision would suppress a real message.
+    fastMsgIdFn: (msg) => createHash('sha256').update(msg.data ?? new Uint8Array(0)).digest('base64'),
+    // Idempotent sends publish the same payload again: not an error.
+    ignoreDuplicatePublishError: true,
     fallbackToFloodsub: false,
     emitSelf: false,
     // A publish with no topic peer yet is not an error for a chat engine: the message also goes

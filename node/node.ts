@@ -18,7 +18,7 @@ import { StorageDatastore } from './datastore.js'
 import { NodeError } from './errors.js'
 import { TypedEmitter } from './events.js'
 import { DefaultHttpServer } from './http.js'
-import { createTalariaLibp2p, dhtRoutingTableSize, type TalariaLibp2p } from './libp2p.js'
+import { createTalariaLibp2p, dhtRoutingTableSize, gossipPeerScore, setTopicScoring, type TalariaLibp2p } from './libp2p.js'
 import { loadOrCreateNodeKey } from './node-key.js'
 import {
   DEFAULT_BOOTSTRAP_DIAL_DELAY_MS,
@@ -50,6 +50,7 @@ import type {
   NodeState,
   NodeStatus,
   PubSubHandler,
+  PubSubValidator,
   PublishResult,
   PutRecordResult,
   TalariaNode,
@@ -197,7 +198,15 @@ class DefaultTalariaNode implements TalariaNode {
     this.emitter = new TypedEmitter(this.log)
     this.pubsub = new DefaultPubSub({
       logger: init.logger.child({ component: 'pubsub' }),
-      onSubscriptionChange: (change) => { this.emitter.emit('topic:subscription-change', change) }
+      onSubscriptionChange: (change) => { this.emitter.emit('topic:subscription-change', change) },
+      setTopicScoring: (topic, on) => {
+        const pubsub = this.running?.libp2p?.services.pubsub
+        if (pubsub !== undefined) setTopicScoring(pubsub, topic, on)
+      },
+      peerScore: (peerId) => {
+        const pubsub = this.running?.libp2p?.services.pubsub
+        return pubsub === undefined ? 0 : gossipPeerScore(pubsub, peerId)
+      }
     })
   }
 
@@ -439,6 +448,19 @@ class DefaultTalariaNode implements TalariaNode {
 
   getSubscribers (topic: string): string[] {
     return this.pubsub.getSubscribers(topic)
+  }
+
+  setTopicValidator (topic: string, validator: PubSubValidator): void {
+    this.userTraffic('setTopicValidator')
+    this.pubsub.setValidator(topic, validator)
+  }
+
+  removeTopicValidator (topic: string): void {
+    this.pubsub.removeValidator(topic)
+  }
+
+  getPeerScore (peerId: string): number {
+    return this.pubsub.peerScore(peerId)
   }
 
   on<E extends TalariaNodeEventName> (event: E, listener: (payload: TalariaNodeEvents[E]) => void): () => void {

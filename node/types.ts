@@ -75,9 +75,26 @@ export interface FoundPeer {
 export interface PubSubMessage {
   topic: string
   data: Uint8Array
-  /** Peer id of the publishing node (messages are signed by their publisher). */
+  /**
+   * Peer id of the publishing node when the message is signed at the gossipsub layer. Talaria
+   * publishes unsigned messages (StrictNoSign: applications sign their payloads), so it is absent.
+   */
   from?: string
 }
+
+/** Verdict of a topic validator: deliver and forward, drop silently, or drop and penalise the sender. */
+export type ValidationResult = 'accept' | 'ignore' | 'reject'
+
+/** A message as a topic validator sees it. */
+export interface ValidatedMessage {
+  topic: string
+  data: Uint8Array
+  /** The peer that sent it to this node (not necessarily its author). */
+  propagationSource: string
+}
+
+/** Validates a topic's messages before gossipsub delivers or forwards them. */
+export type PubSubValidator = (message: ValidatedMessage) => ValidationResult | Promise<ValidationResult>
 
 /** Handler of a topic subscription. Exceptions are logged and do not reach the network layer. */
 export type PubSubHandler = (message: PubSubMessage) => void
@@ -147,6 +164,15 @@ export interface TalariaNode {
   unsubscribe(topic: string, handler?: PubSubHandler): void
   /** Peer ids of the peers known to subscribe to `topic`. */
   getSubscribers(topic: string): string[]
+  /**
+   * Sets the gossipsub validator of `topic` (replacing any); while it is set the topic is peer
+   * scored, so messages it rejects lower their sender's score. Survives a restart.
+   */
+  setTopicValidator(topic: string, validator: PubSubValidator): void
+  /** Removes the validator of `topic`. */
+  removeTopicValidator(topic: string): void
+  /** The gossipsub score of a peer as this node sees it (0 when unknown or stopped). */
+  getPeerScore(peerId: string): number
   /**
    * The messaging services, for the gateway and embedders. Throws NodeError ERR_ROLE on a
    * bootstrap node and ERR_NOT_STARTED before start.
