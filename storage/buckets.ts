@@ -26,7 +26,17 @@ export const Bucket = {
   /** Outbox primary records: (sender user, id) → entry. */
   outbox: 0x30,
   /** Outbox index: (order, sender user, id) → empty; scanned to resume delivery after a restart. */
-  outboxByOrder: 0x31
+  outboxByOrder: 0x31,
+  /** Group ops: (group, op id) → { seq }. */
+  groupOps: 0x40,
+  /** Group ops in insertion order: (group, seq) → { id, bytes }; replayed to reload a log. */
+  groupOpsByOrder: 0x41,
+  /** Group messages: (group, id) → { id, sentAt, receivedAt, body }. */
+  groupMessages: 0x42,
+  /** Group message index: (group, sentAt, id) → empty; history pages and trimming. */
+  groupMessagesBySentAt: 0x43,
+  /** Group meta: (group) → { ops, messages, coveredSince?, replica?, touchedAt? }. */
+  groupMeta: 0x44
 } as const
 
 /** Name of a bucket in {@link Bucket}. */

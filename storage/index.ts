@@ -23,3 +23,7 @@ export type {
   StoredMessage, PutResult, ListCursor, ListOptions, ConversationListOptions,
   MessageRepository, InboxRepository, MailboxRepository
 } from './repositories/messages.js'
+export { DefaultGroupRepository, DEFAULT_GROUP_PAGE, MAX_GROUP_PAGE, GROUP_TRIM_CHUNK } from './repositories/groups.js'
+export type {
+  GroupRepository, GroupRepositoryComponents, StoredGroupOp, OrderedGroupOp, StoredGroupMessage, GroupHistoryCursor, GroupMeta, GroupHistoryOptions
+} from './repositories/groups.js'

@@ -18,6 +18,8 @@ import { DefaultKvRepository } from './repositories/kv.js'
 import type { KvRepository } from './repositories/kv.js'
 import { DefaultMessageRepository, partitionOfOwner } from './repositories/messages.js'
 import type { InboxRepository, MailboxRepository } from './repositories/messages.js'
+import { DefaultGroupRepository } from './repositories/groups.js'
+import type { GroupRepository } from './repositories/groups.js'
 import { DefaultOutboxRepository } from './repositories/outbox.js'
 import type { OutboxRepository } from './repositories/outbox.js'
 import { Bucket } from './buckets.js'
@@ -87,6 +89,8 @@ export interface Storage {
   readonly mailbox: MailboxRepository
   /** Envelopes accepted from local senders and not yet delivered, partitioned by sender user id. */
   readonly outbox: OutboxRepository
+  /** Group logs, group and room history and per-group meta, partitioned by group id. */
+  readonly groups: GroupRepository
   /** Commit counters. */
   stats (): StorageStats
   /** Stops the sweeper, flushes every commit queue, then closes every shard. Idempotent. */
@@ -169,6 +173,7 @@ class DefaultStorage implements Storage {
   readonly inbox: InboxRepository
   readonly mailbox: MailboxRepository
   readonly outbox: OutboxRepository
+  readonly groups: GroupRepository
   private readonly shards: Shard[]
   private readonly logger: Logger | undefined
   private readonly now: () => number
@@ -194,6 +199,7 @@ class DefaultStorage implements Storage {
       primary: Bucket.mailbox, byConversation: Bucket.mailboxByConversation, byReceivedAt: Bucket.mailboxByReceivedAt, byExpiry: Bucket.mailboxByExpiry
     }, 'mailbox')
     this.outbox = new DefaultOutboxRepository({ shards: this.shards, shardFor: (key: string) => this.shardFor(key) })
+    this.groups = new DefaultGroupRepository({ shards: this.shards, shardFor: (group: string) => this.shardFor(group) })
     this.logger = init.logger
     this.now = init.now ?? Date.now
     const interval = init.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS
