@@ -10,10 +10,16 @@
  *   stream to this device starts.
  * - `receipt`: delivered / read receipts for logical message ids.
  * - `gap`: asks the sending device to resend its messages `fromSeq..toSeq` of a conversation.
+ * - `senderKey`: a member device's sender key for a group (an encoded SenderKeyDistribution),
+ *   sent to every other member device; `epoch` is the group epoch it was made for.
+ * - `groupInvite`: the ops of a group (encoded, in linear order) sent to a newly added or invited
+ *   member, so its node and devices can learn the group. Checked op by op by the receiver.
  */
-import { decodeValue, encodeValue, expectArray, expectEnum, expectObject, expectString, expectUint, expectVersion } from './codec.js'
+import { decodeValue, encodeValue, expectArray, expectBytes, expectEnum, expectObject, expectString, expectUint, expectVersion } from './codec.js'
+import { decodeSenderKeyDistribution } from './e2e/sender-keys.js'
 import { ProtocolError } from './errors.js'
-import { parseConversationId, parseMessageId, parseUserId, type ConversationId, type MessageId, type UserId } from './ids.js'
+import { MAX_GROUP_OP_BYTES } from './groups/ops.js'
+import { parseConversationId, parseGroupId, parseMessageId, parseUserId, type ConversationId, type GroupId, type MessageId, type UserId } from './ids.js'
 import { MAX_GAP_RANGE, MAX_RECEIPT_IDS } from './limits.js'
 
 /** Version of the content format (the `v` field). */
@@ -22,9 +28,11 @@ export const CONTENT_FORMAT_VERSION = 1
 export const MAX_TEXT_LENGTH = 64 * 1024
 /** Largest encoded content, checked before parsing: the text at 3 bytes per unit plus overhead. */
 export const MAX_CONTENT_BYTES = MAX_TEXT_LENGTH * 3 + 1024
+/** Most ops in one `groupInvite` content (the encoded content must also fit MAX_CONTENT_BYTES). */
+export const MAX_GROUP_INVITE_OPS = 256
 
 /** Content types this version understands. */
-export const CONTENT_TYPES = ['text', 'receipt', 'gap'] as const
+export const CONTENT_TYPES = ['text', 'receipt', 'gap', 'senderKey', 'groupInvite'] as const
 /** A content type. */
 export type ContentType = typeof CONTENT_TYPES[number]
 
@@ -61,8 +69,25 @@ export interface GapContent {
   toSeq: number
 }
 
+/** A member device's sender key for a group, sent to each other member device over 1:1 sessions. */
+export interface SenderKeyContent {
+  type: 'senderKey'
+  group: GroupId
+  /** The group epoch this key was made for; a newer epoch replaces it. */
+  epoch: number
+  /** An encoded SenderKeyDistribution (protocol/e2e/sender-keys.ts). */
+  distribution: Uint8Array
+}
+
+/** A group's ops (encoded, at most MAX_GROUP_INVITE_OPS) for a newly added or invited member. */
+export interface GroupInviteContent {
+  type: 'groupInvite'
+  group: GroupId
+  ops: Uint8Array[]
+}
+
 /** Anything inside a 1:1 ciphertext. */
-export type Content = TextContent | ReceiptContent | GapContent
+export type Content = TextContent | ReceiptContent | GapContent | SenderKeyContent | GroupInviteContent
 
 /** Encodes content to the plaintext bytes the ratchet encrypts. Validates it first. */
 export function encodeContent (c: Content): Uint8Array {
@@ -82,7 +107,29 @@ export function encodeContent (c: Content): Uint8Array {
     case 'gap':
       checkRange(c.fromSeq, c.toSeq)
       return encodeValue({ v: CONTENT_FORMAT_VERSION, type: 'gap', conv: parseConversationId(c.conv), fromSeq: c.fromSeq, toSeq: c.toSeq })
+    case 'senderKey': {
+      const wire = { v: CONTENT_FORMAT_VERSION, type: 'senderKey', group: parseGroupId(c.group), epoch: expectUint(c.epoch, 'content.epoch'), distribution: checkDistribution(c.distribution) }
+      return encodeValue(wire)
+    }
+    case 'groupInvite': {
+      const bytes = encodeValue({ v: CONTENT_FORMAT_VERSION, type: 'groupInvite', group: parseGroupId(c.group), ops: checkOps(c.ops) })
+      // the receiver refuses anything larger: split a long log over several invites
+      if (bytes.length > MAX_CONTENT_BYTES) throw new ProtocolError('ERR_TOO_LARGE', 'content: group invite exceeds MAX_CONTENT_BYTES')
+      return bytes
+    }
   }
+}
+
+function checkDistribution (v: unknown): Uint8Array {
+  const bytes = expectBytes(v, 'content.distribution', 0, MAX_CONTENT_BYTES)
+  decodeSenderKeyDistribution(bytes)
+  return bytes
+}
+
+function checkOps (v: unknown): Uint8Array[] {
+  const ops = expectArray(v, 'content.ops', MAX_GROUP_INVITE_OPS)
+  if (ops.length === 0) throw new ProtocolError('ERR_MALFORMED', 'content.ops: empty')
+  return ops.map((op) => expectBytes(op, 'content.op', 1, MAX_GROUP_OP_BYTES))
 }
 
 function checkIds (v: unknown): MessageId[] {
@@ -126,6 +173,10 @@ export function decodeContent (bytes: Uint8Array): Content {
     case 'gap':
       checkRange(o.fromSeq, o.toSeq)
       return { type, conv: parseConversationId(o.conv), fromSeq: o.fromSeq as number, toSeq: o.toSeq as number }
+    case 'senderKey':
+      return { type, group: parseGroupId(o.group), epoch: expectUint(o.epoch, 'content.epoch'), distribution: checkDistribution(o.distribution) }
+    case 'groupInvite':
+      return { type, group: parseGroupId(o.group), ops: checkOps(o.ops) }
   }
 }
 
