@@ -1,0 +1,53 @@
+/**
+ * Summarises V8 CPU profiles (`--cpu-prof`) of bench runs: the share of samples that were idle,
+ * and the functions and packages with the most self time, to name a scenario's top costs.
+ *
+ * Run: node --import ./scripts/register.js bench/profile-summary.ts <file.cpuprofile>… [--top=25]
+ */
+import { readFileSync } from 'node:fs'
+import { numberArg } from './lib/result.js'
+
+interface ProfileNode { id: number, callFrame: { functionName: string, url: string, lineNumber: number }, children?: number[] }
+interface Profile { nodes: ProfileNode[], samples: number[], timeDeltas: number[] }
+
+/** Where a script URL comes from: a package name, or a path inside the repository. */
+function origin (url: string): string {
+  const nm = url.lastIndexOf('node_modules/')
+  if (nm >= 0) {
+    const rest = url.slice(nm + 'node_modules/'.length).split('/')
+    return rest[0]?.startsWith('@') === true ? `${rest[0]}/${rest[1] ?? ''}` : rest[0] ?? url
+  }
+  if (url.startsWith('node:')) return url
+  const repo = /\/(bench|client|node|protocol|storage|cli)\/(.*)$/.exec(url)
+  return repo === null ? (url === '' ? '(native/vm)' : url) : `${repo[1] ?? ''}/${repo[2] ?? ''}`
+}
+
+const top = numberArg('top', 25)
+for (const file of process.argv.slice(2).filter((a) => !a.startsWith('--'))) {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+  const selfUs = new Map<number, number>()
+  profile.samples.forEach((id, i) => { selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)) })
+  let total = 0
+  let idle = 0
+  const fns = new Map<string, number>()
+  const origins = new Map<string, number>()
+  for (const [id, us] of selfUs) {
+    const n = byId.get(id)
+    if (n === undefined) continue
+    total += us
+    const name = n.callFrame.functionName
+    if (name === '(idle)') { idle += us; continue }
+    const where = origin(n.callFrame.url)
+    const key = `${name === '' ? '(anonymous)' : name} ${where}:${n.callFrame.lineNumber + 1}`
+    fns.set(key, (fns.get(key) ?? 0) + us)
+    origins.set(where, (origins.get(where) ?? 0) + us)
+  }
+  const busy = total - idle
+  const pct = (us: number): string => `${(100 * us / busy).toFixed(1)}%`
+  console.log(`\n## ${file}\n\n${(total / 1e6).toFixed(1)} s sampled, ${(100 * idle / total).toFixed(0)}% idle; shares below are of the busy time\n`)
+  console.log('| self time | where |\n| ---: | --- |')
+  for (const [k, us] of [...origins].sort((a, b) => b[1] - a[1]).slice(0, 12)) console.log(`| ${pct(us)} | ${k} |`)
+  console.log('\n| self time | function |\n| ---: | --- |')
+  for (const [k, us] of [...fns].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`| ${pct(us)} | ${k} |`)
+}
