@@ -1,6 +1,7 @@
 /**
- * `npm run bench -- <scenario> [options]`: runs one benchmark scenario in its own process, or all of
- * them in turn when none is named. Benchmarks report figures; they never gate `npm test`.
+ * `npm run bench -- <scenario> [options]`: runs one benchmark scenario in its own process, or the
+ * quick ones in turn when none is named (the mesh scenarios take minutes each). Benchmarks report
+ * figures; they never gate `npm test`.
  */
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -9,8 +10,15 @@ import { fileURLToPath } from 'node:url'
 const SCENARIOS: Record<string, { script: string, about: string }> = {
   crypto: { script: 'bench/crypto.ts', about: 'E2E crypto and codecs, native vs noble provider (ops/s)' },
   storage: { script: 'bench/storage.ts', about: 'LevelDB: 1 instance vs 8 shards, group commit vs flush per write' },
-  messaging: { script: 'bench/messaging.ts', about: '1:1 latency and sustained msg/s across 2 node processes, E2E + durable acks, beside a raw ws floor' }
+  floor: { script: 'bench/floor.ts', about: 'the floors alone: the same frames through a raw ws relay and a raw libp2p stream' },
+  latency: { script: 'bench/latency.ts', about: '1:1 latency at 500 msg/s across a 10-node mesh, E2E + durable acks, beside the floors' },
+  throughput: { script: 'bench/throughput.ts', about: 'highest 1:1 rate a node sustains with p99 under 50 ms, offered load stepped up' },
+  connections: { script: 'bench/connections.ts', about: 'idle authenticated client connections held by one node: count, RSS each, keepalive CPU' },
+  dht: { script: 'bench/dht.ts', about: 'record lookups on a 50-node mesh, cold and warm, then with 20% of nodes killed' },
+  messaging: { script: 'bench/messaging.ts', about: '1:1 across 2 nodes, one pair: latency and sustained msg/s beside the floors (smallest latency/throughput case)' }
 }
+/** Scenarios run when none is named: the quick ones (the mesh scenarios take minutes each). */
+const DEFAULT_SCENARIOS = ['crypto', 'storage', 'messaging']
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const [name, ...rest] = process.argv.slice(2)
@@ -21,7 +29,7 @@ if (name === '--help' || name === '-h' || (name !== undefined && !(name in SCENA
   process.exit(name === '--help' || name === '-h' ? 0 : 2)
 }
 
-const chosen = name === undefined ? Object.keys(SCENARIOS) : [name]
+const chosen = name === undefined ? DEFAULT_SCENARIOS : [name]
 let failed = false
 for (const key of chosen) {
   const scenario = SCENARIOS[key]
