@@ -2,6 +2,7 @@
  * Result files: `bench/results/<scenario>-<iso time>.json` with the machine, the versions of the
  * networking stack, the settings and the figures of one run.
  */
+import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus, freemem, loadavg, release, totalmem, type as osType } from 'node:os'
@@ -40,7 +41,19 @@ export function versions (): Record<string, string> {
   }
   const own = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }
   out.talaria = own.version
+  out.commit = process.env.BENCH_COMMIT ?? gitCommit()
   return out
+}
+
+/** The checkout's commit, marked `-dirty` when tracked files differ from it, or 'unknown'. */
+function gitCommit (): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== ''
+    return dirty ? `${head}-dirty` : head
+  } catch {
+    return 'unknown'
+  }
 }
 
 /** File-name stamp of one run: ISO time with ':' and '.' replaced. */
