@@ -236,12 +236,24 @@ interface Entry {
   children: GroupOpId[]
   /** For pending ops: how many parents are not done yet. */
   blocked: number
+  /** Position in the linear order (done ops). */
+  index: number
 }
 
-function sameIds (a: readonly GroupOpId[], b: readonly GroupOpId[]): boolean {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
+/** A copy of the replay state after the first `length` ops of the order. */
+interface Checkpoint {
+  length: number
+  s: Mut | undefined
+  heads: Set<GroupOpId>
+}
+
+/** Replay state is saved every this many ops, so a reorder replays at most this many from before it. */
+const CHECKPOINT_EVERY = 256
+
+function cloneMut (s: Mut | undefined): Mut | undefined {
+  if (s === undefined) return undefined
+  // MemberInfo objects and settings are replaced, never mutated, so shallow copies suffice
+  return { ...s, members: new Map(s.members), invited: new Set(s.invited), requests: new Set(s.requests), banned: new Set(s.banned) }
 }
 
 /**
@@ -255,6 +267,7 @@ export class GroupLog {
   /** Done ops (applied or rejected), in linear order. */
   private order: GroupOpId[] = []
   private heads = new Set<GroupOpId>()
+  private readonly checkpoints: Checkpoint[] = []
   private s: Mut | undefined
   private pendingCount = 0
   /** Unknown parent → known ops waiting for it. */
@@ -346,7 +359,7 @@ export class GroupLog {
     if (op.group !== this.id) throw new ProtocolError('ERR_MALFORMED', 'op of another group')
     if (this.entries.has(op.id)) return { status: 'duplicate', changed: [] }
     if (this.entries.size >= MAX_GROUP_OPS) throw new ProtocolError('ERR_TOO_LARGE', `a group log holds at most ${MAX_GROUP_OPS} ops`)
-    const entry: Entry = { op, status: 'pending', children: [], blocked: 0 }
+    const entry: Entry = { op, status: 'pending', children: [], blocked: 0, index: -1 }
     this.entries.set(op.id, entry)
     // children may have arrived first
     const early = this.waiters.get(op.id)
@@ -373,13 +386,7 @@ export class GroupLog {
     // op and the pending descendants it releases
     const released = this.release(op.id)
     this.snapshot = undefined
-    let changed: GroupOp[]
-    if (this.s !== undefined && sameIds(op.parents, [...this.heads].sort())) {
-      // everything done is an ancestor of everything released: continuing the order is exact
-      changed = this.linearise(released)
-    } else {
-      changed = this.recompute()
-    }
+    const changed = this.reorder(op, released)
     const e = this.entries.get(op.id)!
     const result: GroupAddResult = { status: e.status, changed }
     if (e.code !== undefined) { result.code = e.code; result.reason = e.reason ?? '' }
@@ -441,19 +448,32 @@ export class GroupLog {
     return out
   }
 
-  /** Replays every non-pending op from scratch; returns the ops whose status changed. */
-  private recompute (): GroupOp[] {
-    const before = new Map<GroupOpId, GroupOpStatus>()
-    const all: GroupOp[] = []
-    for (const e of this.entries.values()) {
-      before.set(e.op.id, e.status)
-      if (e.status !== 'pending' || e.blocked === 0) all.push(e.op)
-    }
-    this.order = []
-    this.heads = new Set()
-    this.s = undefined
-    this.linearise(all)
-    return this.order.filter((id) => this.entries.get(id)!.status !== before.get(id)).map((id) => this.entries.get(id)!.op)
+  /**
+   * Places `op` (all parents done) and the ops it released into the order. The order is unchanged
+   * up to the op's last parent (before it, `op` is not ready and the released ops depend on it),
+   * so only what follows is linearised again, from the state saved nearest before that point.
+   * An op on the current heads thus costs one step; an op naming old parents replays the ops
+   * after them. Returns the ops whose status changed, in linear order.
+   */
+  private reorder (op: GroupOp, released: GroupOp[]): GroupOp[] {
+    let from = 0
+    for (const p of op.parents) from = Math.max(from, this.entries.get(p)!.index + 1)
+    const rest = this.order.slice(from).map((id) => this.entries.get(id)!)
+    const before = new Map<GroupOpId, GroupOpStatus>(rest.map((e) => [e.op.id, e.status]))
+    if (rest.length > 0) this.rewind(from)
+    const done = this.linearise([...rest.map((e) => e.op), ...released])
+    return done.filter((o) => this.entries.get(o.id)!.status !== (before.get(o.id) ?? 'pending'))
+  }
+
+  /** Truncates the order to its first `length` ops, restoring the state after them. */
+  private rewind (length: number): void {
+    while (this.checkpoints.length > 0 && this.checkpoints.at(-1)!.length > length) this.checkpoints.pop()
+    const cp = this.checkpoints.at(-1) ?? { length: 0, s: undefined, heads: new Set<GroupOpId>() }
+    const replay = this.order.slice(cp.length, length)
+    this.order.length = cp.length
+    this.s = cloneMut(cp.s)
+    this.heads = new Set(cp.heads)
+    for (const id of replay) this.apply(this.entries.get(id)!.op)
   }
 
   /**
@@ -495,7 +515,12 @@ export class GroupLog {
   }
 
   private apply (op: GroupOp): void {
+    const length = this.order.length
+    if (length > 0 && length % CHECKPOINT_EVERY === 0 && (this.checkpoints.at(-1)?.length ?? 0) < length) {
+      this.checkpoints.push({ length, s: cloneMut(this.s), heads: new Set(this.heads) })
+    }
     const e = this.entries.get(op.id)!
+    e.index = length
     delete e.code
     delete e.reason
     let why: GroupRejection | null = null

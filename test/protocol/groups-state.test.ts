@@ -433,6 +433,46 @@ describe('concurrency', () => {
   })
 })
 
+describe('long logs', () => {
+  test('a late concurrent op deep in a long log reorders it as a replay from scratch would', () => {
+    const { log, ops } = setup('open')
+    const chain: GroupOp[] = []
+    let heads = log.state.heads
+    for (let i = 0; i < 900; i++) {
+      // the admin keeps moderating; alice joins and leaves
+      const who = i % 3 === 0 ? admin : alice
+      const body: GroupOpBody = who === admin ? { type: 'muteAll', on: i % 2 === 0 } : (i % 3 === 1 ? { type: 'leave' } : { type: 'join' })
+      const o = signGroupOp({ group: log.id, parents: heads, body, at: NOW + i }, who)
+      chain.push(o)
+      heads = [o.id]
+    }
+    // the owner removed the admin early on; nobody saw it until now
+    const late = signGroupOp({ group: log.id, parents: [chain[300]!.id], body: { type: 'remove', users: [admin.user] }, at: NOW + 301 }, owner)
+    for (const o of chain) log.add(o)
+    const statuses = chain.map((o) => log.status(o.id))
+    const r = log.add(late)
+    assert.equal(r.status, 'applied')
+    const flipped = chain.filter((o, i) => log.status(o.id) !== statuses[i])
+    assert.ok(flipped.length > 0)
+    assert.deepEqual(r.changed.map((o) => o.id).sort(), [late, ...flipped].map((o) => o.id).sort())
+    for (const o of chain.slice(0, 301)) assert.equal(log.status(o.id), statuses[chain.indexOf(o)])
+    const fresh = GroupLog.create(ops[0]!)
+    for (const o of [late, ...chain.slice().reverse(), ...ops.slice(1)]) fresh.add(o)
+    assert.deepEqual(summary(fresh.state), summary(log.state))
+    assert.deepEqual(fresh.ops().map((o) => o.id), log.ops().map((o) => o.id))
+    for (const o of chain) assert.equal(fresh.status(o.id), log.status(o.id))
+    // and again: a second late op before the first one
+    const later = signGroupOp({ group: log.id, parents: [chain[10]!.id], body: { type: 'role', user: alice.user, role: 'admin' }, at: NOW + 11 }, owner)
+    log.add(later)
+    fresh.add(later)
+    assert.deepEqual(summary(fresh.state), summary(log.state))
+    const replay = GroupLog.create(ops[0]!)
+    for (const o of log.ops().slice(1)) replay.add(o)
+    assert.deepEqual(summary(replay.state), summary(log.state))
+    for (const o of chain) assert.equal(replay.status(o.id), log.status(o.id))
+  })
+})
+
 describe('scale', () => {
   test('5,000 ops in order and 2,000 out of order stay fast', () => {
     const { log, ops } = setup('open')
