@@ -6,11 +6,13 @@
  *
  * Run: npm run bench -- latency [--nodes=10] [--pairs=10] [--rate=500] [--count=5000]
  */
+import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { cdfPoints, writeChart } from './lib/chart.js'
 import { closeAll, connectAll, crossNodePairs, runPairs, TEXT_BYTES, warmUp } from './lib/clients.js'
 import { boundRun, startCluster } from './lib/cluster.js'
 import { measureFloors } from './lib/floor.js'
+import { cpuSeconds } from './lib/proc.js'
 import { floorFigures, latencyRows, ratios } from './lib/report.js'
 import { numberArg, RESULTS_DIR, runStamp, writeResult } from './lib/result.js'
 import { fmt, paced } from './lib/stats.js'
@@ -31,11 +33,15 @@ console.log(`starting ${settings.nodes} nodes…`)
 const cluster = await startCluster({ nodes: settings.nodes })
 const { pairs, clients } = crossNodePairs(cluster.nodes.map((n) => n.url), settings.pairs)
 let run
+let nodeCpuSeconds: number
 try {
   await connectAll(clients)
   const warm = await warmUp(pairs)
   console.log(`warm-up: ${warm.received} messages, p50 ${fmt(warm.latency.p50, 1)} ms`)
+  // CPU the nodes spend per message is the figure least disturbed by other load on the machine
+  const cpuBefore = cluster.nodes.reduce((sum, n) => sum + cpuSeconds(n.pid), 0)
   run = await runPairs(pairs, settings.count, settings.timeoutMs, async (send) => { await paced(settings.rate, settings.count, send) })
+  nodeCpuSeconds = cluster.nodes.reduce((sum, n) => sum + cpuSeconds(n.pid), 0) - cpuBefore
 } finally {
   await closeAll(clients)
   await cluster.stop()
@@ -44,6 +50,7 @@ const floors = await measureFloors({ frameBytes: settings.floorFrameBytes, rate:
 
 console.log(`\n1:1 at ${fmt(settings.rate)} msg/s over ${settings.pairs} pairs across ${settings.nodes} nodes; ${fmt(run.received)} of ${fmt(settings.count)} received, ${run.failures} send failures${run.timedOut ? ', TIMED OUT' : ''}\n`)
 console.log(latencyRows(run.latency, floors).join('\n'))
+console.log(`\nnode CPU per message (all nodes, receipts and acks included): ${fmt(1000 * nodeCpuSeconds / Math.max(1, run.received), 3)} ms; load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`)
 const chart = join(RESULTS_DIR, `latency-${stamp}.png`)
 await writeChart(chart, {
   title: `1:1 latency CDF at ${settings.rate} msg/s, ${settings.nodes}-node mesh, beside the floors`,
@@ -56,7 +63,7 @@ await writeChart(chart, {
   ]
 })
 const file = await writeResult('latency', stamp, settings, {
-  talaria: { latency: run.latency, received: run.received, failures: run.failures, timedOut: run.timedOut, seconds: run.seconds },
+  talaria: { latency: run.latency, received: run.received, failures: run.failures, timedOut: run.timedOut, seconds: run.seconds, nodeCpuMsPerMessage: 1000 * nodeCpuSeconds / Math.max(1, run.received) },
   floors: floorFigures(floors),
   ratios: ratios(run.latency, floors)
 })
