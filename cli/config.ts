@@ -9,6 +9,10 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import {
   DEFAULT_DATA_DIR,
+  DEFAULT_GROUP_HISTORY_LIMIT,
+  DEFAULT_GROUP_RETENTION_MS,
+  DEFAULT_MAX_GROUPS,
+  DEFAULT_ROOM_HISTORY_LIMIT,
   DEFAULT_HTTP_HOST,
   DEFAULT_HTTP_PORT,
   DEFAULT_LISTEN,
@@ -61,7 +65,11 @@ const fields = {
   maxFrameBytes: z.number().int().min(1024).max(64 * 1024 * 1024),
   maxRequestsPerSecond: z.number().int().min(1),
   maxUserRequestsPerSecond: z.number().int().min(1),
-  maxConnectionsPerIp: z.number().int().min(1)
+  maxConnectionsPerIp: z.number().int().min(1),
+  groupRetentionMs: z.number().int().min(1000).max(365 * 24 * 3600 * 1000),
+  groupHistoryLimit: z.number().int().min(1).max(1_000_000),
+  roomHistoryLimit: z.number().int().min(1).max(1_000_000),
+  maxGroups: z.number().int().min(1).max(10_000_000)
 }
 
 /** The complete, validated settings of a node started from the CLI. */
@@ -90,7 +98,11 @@ export const DEFAULT_SETTINGS: Settings = {
   maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
   maxRequestsPerSecond: DEFAULT_MAX_REQUESTS_PER_SECOND,
   maxUserRequestsPerSecond: DEFAULT_MAX_USER_REQUESTS_PER_SECOND,
-  maxConnectionsPerIp: DEFAULT_MAX_CONNECTIONS_PER_IP
+  maxConnectionsPerIp: DEFAULT_MAX_CONNECTIONS_PER_IP,
+  groupRetentionMs: DEFAULT_GROUP_RETENTION_MS,
+  groupHistoryLimit: DEFAULT_GROUP_HISTORY_LIMIT,
+  roomHistoryLimit: DEFAULT_ROOM_HISTORY_LIMIT,
+  maxGroups: DEFAULT_MAX_GROUPS
 }
 
 type Kind = 'string' | 'list' | 'int' | 'bool'
@@ -107,7 +119,11 @@ const KINDS: Record<SettingKey, Kind> = {
   maxFrameBytes: 'int',
   maxRequestsPerSecond: 'int',
   maxUserRequestsPerSecond: 'int',
-  maxConnectionsPerIp: 'int'
+  maxConnectionsPerIp: 'int',
+  groupRetentionMs: 'int',
+  groupHistoryLimit: 'int',
+  roomHistoryLimit: 'int',
+  maxGroups: 'int'
 }
 
 /** `httpPort` → `TALARIA_HTTP_PORT`. */

@@ -21,3 +21,5 @@ export type {
   Messaging, MessagingInit, MessagingComponents, MessagingDirectory, MessagingErrorCode, DeliveryService, DirectoryService, DeviceSink,
   DeviceRef, SubmittedEnvelope, CallOptions
 } from './messaging/index.js'
+export { createGroups, DefaultGroupService, HISTORY_PROTOCOL, encodeTopicFrame, decodeTopicFrame } from './groups/index.js'
+export type { Groups, GroupsComponents, GroupServiceInit, GroupService, GroupSink, GroupEventName, AuthenticatedDevice } from './groups/index.js'

@@ -11,6 +11,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { pino, type Logger } from 'pino'
 import { DEFAULT_BOOTSTRAP, validateBootstrapAddrs } from '../bootstrap/index.js'
+import { MAX_HISTORY_LIMIT, MAX_RETENTION_MS } from '../protocol/groups/ops.js'
 import { MAX_RECORD_LIFETIME_MS } from '../protocol/limits.js'
 import type { SignedRecord } from '../protocol/records.js'
 import { openStorage, type Storage } from '../storage/index.js'
@@ -33,11 +34,17 @@ import {
   DEFAULT_MAILBOX_TTL_MS,
   DEFAULT_MAILBOX_WRITE_QUORUM,
   DEFAULT_SHARDS,
+  DEFAULT_GROUP_HISTORY_LIMIT,
+  DEFAULT_GROUP_RETENTION_MS,
+  DEFAULT_MAX_GROUPS,
+  DEFAULT_ROOM_HISTORY_LIMIT,
   type NodeRole,
   type TalariaNodeInit
 } from './options.js'
 import { createClientGateway, type ClientGateway } from './gateway/index.js'
 import type { ClientGatewayInit } from './gateway/options.js'
+import { createGroups, type Groups } from './groups/index.js'
+import type { DefaultGroupService, GroupServiceInit } from './groups/index.js'
 import { createMessaging, type Messaging } from './messaging/index.js'
 import { DefaultPubSub, type PubSubRouter } from './pubsub.js'
 import { DefaultRecordRouting } from './record-routing.js'
@@ -65,8 +72,14 @@ export const TALARIA_VERSION: string = (JSON.parse(readFileSync(new URL('../pack
 const INIT_KEYS = new Set<string>([
   'dataDir', 'listen', 'announce', 'httpPort', 'httpHost', 'bootstrap', 'useDefaultBootstrap', 'mdns', 'role',
   'shards', 'allowPrivateAddresses', 'logger', 'maxConnections', 'inboundConnectionThreshold',
-  'maxIncomingPendingConnections', 'mailboxReplicas', 'mailboxTtlMs', 'mailboxWriteQuorum', 'gateway'
+  'maxIncomingPendingConnections', 'mailboxReplicas', 'mailboxTtlMs', 'mailboxWriteQuorum', 'gateway',
+  'groupRetentionMs', 'groupHistoryLimit', 'roomHistoryLimit', 'maxGroups'
 ])
+
+/** Longest group retention a node accepts: 365 days (the longest a group's own settings may ask). */
+const MAX_GROUP_RETENTION_MS = MAX_RETENTION_MS
+/** Largest per-group history limit a node accepts. */
+const MAX_GROUP_HISTORY_LIMIT = MAX_HISTORY_LIMIT
 
 /** Most mailbox replicas a node may ask for (one DHT bucket). */
 const MAX_MAILBOX_REPLICAS = 20
@@ -90,6 +103,7 @@ interface ResolvedInit {
   mailboxReplicas: number
   mailboxTtlMs: number
   mailboxWriteQuorum: number
+  groups: Required<Pick<GroupServiceInit, 'retentionMs' | 'groupHistoryLimit' | 'roomHistoryLimit' | 'maxGroups'>>
   gateway: ClientGatewayInit
 }
 
@@ -159,6 +173,12 @@ export function resolveNodeInit (init: TalariaNodeInit): ResolvedInit {
     mailboxReplicas,
     mailboxTtlMs: checkInt('mailboxTtlMs', init.mailboxTtlMs ?? DEFAULT_MAILBOX_TTL_MS, 1000, MAX_RECORD_LIFETIME_MS),
     mailboxWriteQuorum: checkInt('mailboxWriteQuorum', init.mailboxWriteQuorum ?? Math.min(DEFAULT_MAILBOX_WRITE_QUORUM, mailboxReplicas), 1, mailboxReplicas),
+    groups: {
+      retentionMs: checkInt('groupRetentionMs', init.groupRetentionMs ?? DEFAULT_GROUP_RETENTION_MS, 1000, MAX_GROUP_RETENTION_MS),
+      groupHistoryLimit: checkInt('groupHistoryLimit', init.groupHistoryLimit ?? DEFAULT_GROUP_HISTORY_LIMIT, 1, MAX_GROUP_HISTORY_LIMIT),
+      roomHistoryLimit: checkInt('roomHistoryLimit', init.roomHistoryLimit ?? DEFAULT_ROOM_HISTORY_LIMIT, 1, MAX_GROUP_HISTORY_LIMIT),
+      maxGroups: checkInt('maxGroups', init.maxGroups ?? DEFAULT_MAX_GROUPS, 1, 10_000_000)
+    },
     gateway: init.gateway ?? {}
   }
 }
@@ -169,6 +189,7 @@ interface Running {
   libp2p?: TalariaLibp2p
   records?: DefaultRecordRouting
   messaging?: Messaging
+  groups?: Groups
   http?: DefaultHttpServer
   gateway?: ClientGateway
   shutdown: AbortController
@@ -291,6 +312,24 @@ class DefaultTalariaNode implements TalariaNode {
           mailbox: { replicas: init.mailboxReplicas, ttlMs: init.mailboxTtlMs, writeQuorum: init.mailboxWriteQuorum }
         })
         await run.messaging.start()
+        const messaging = run.messaging
+        run.groups = createGroups({
+          libp2p,
+          storage: run.storage,
+          pubsub: {
+            subscribe: (topic, handler) => { this.pubsub.subscribe(topic, handler) },
+            unsubscribe: (topic, handler) => { this.pubsub.unsubscribe(topic, handler) },
+            publish: async (topic, data, o) => await this.pubsub.publish(topic, data, o),
+            setValidator: (topic, validator) => { this.pubsub.setValidator(topic, validator) },
+            removeValidator: (topic) => { this.pubsub.removeValidator(topic) },
+            getSubscribers: (topic) => this.pubsub.getSubscribers(topic),
+            onSubscriptionChange: (listener) => this.emitter.on('topic:subscription-change', listener)
+          },
+          directory: messaging.directory,
+          logger: init.logger,
+          shutdown: run.shutdown.signal
+        }, init.groups)
+        await run.groups.start()
       }
       run.http = new DefaultHttpServer({
         logger: init.logger.child({ component: 'http' }),
@@ -303,6 +342,7 @@ class DefaultTalariaNode implements TalariaNode {
           http: run.http,
           delivery: run.messaging.delivery,
           directory: run.messaging.directory,
+          ...(run.groups !== undefined ? { groups: run.groups.service } : {}),
           peerId: this.peerId,
           getMultiaddrs: () => this.getMultiaddrs(),
           logger: init.logger.child({ component: 'gateway' })
@@ -343,6 +383,7 @@ class DefaultTalariaNode implements TalariaNode {
     const steps: Array<[string, () => Promise<void> | void]> = [
       ['gateway', async () => { await run.gateway?.stop() }],
       ['http', async () => { await run.http?.stop() }],
+      ['groups', async () => { await run.groups?.stop() }],
       ['messaging', async () => { await run.messaging?.stop() }],
       ['listeners', () => { for (const detach of run.detach.splice(0).reverse()) detach() }],
       ['libp2p', async () => { await run.libp2p?.stop() }],
@@ -425,6 +466,11 @@ class DefaultTalariaNode implements TalariaNode {
   messaging (): NodeMessaging {
     this.userTraffic('messaging')
     return this.requireRunning().messaging ?? this.notStarted()
+  }
+
+  groups (): DefaultGroupService {
+    this.userTraffic('groups')
+    return this.requireRunning().groups?.service ?? this.notStarted()
   }
 
   private userTraffic (what: string): void {

@@ -50,6 +50,15 @@ export const DEFAULT_MAILBOX_TTL_MS = 14 * 24 * 3600 * 1000
  */
 export const DEFAULT_MAILBOX_WRITE_QUORUM = 2
 
+/** How long a node keeps group and room messages, in milliseconds (30 days). */
+export const DEFAULT_GROUP_RETENTION_MS = 30 * 24 * 3600 * 1000
+/** Most messages a node keeps per group; the newest win. */
+export const DEFAULT_GROUP_HISTORY_LIMIT = 100_000
+/** Most messages a node keeps per room; the newest win. */
+export const DEFAULT_ROOM_HISTORY_LIMIT = 1_000
+/** Most group logs a node holds in memory (logs of groups it follows always stay). */
+export const DEFAULT_MAX_GROUPS = 10_000
+
 /** What a node is for: a full node, or a bootstrap node (DHT server, no user traffic). */
 export type NodeRole = 'node' | 'bootstrap'
 
@@ -94,6 +103,14 @@ export interface TalariaNodeInit {
   mailboxTtlMs?: number
   /** Replica confirmations a mailbox write needs. Default {@link DEFAULT_MAILBOX_WRITE_QUORUM}. */
   mailboxWriteQuorum?: number
+  /** How long group and room messages are kept, in milliseconds. Default {@link DEFAULT_GROUP_RETENTION_MS}. */
+  groupRetentionMs?: number
+  /** Messages kept per group. Default {@link DEFAULT_GROUP_HISTORY_LIMIT}. */
+  groupHistoryLimit?: number
+  /** Messages kept per room. Default {@link DEFAULT_ROOM_HISTORY_LIMIT}. */
+  roomHistoryLimit?: number
+  /** Group logs held in memory. Default {@link DEFAULT_MAX_GROUPS}. */
+  maxGroups?: number
   /** Options of the client gateway (WebSocket at /v1), passed through unchanged. */
   gateway?: ClientGatewayInit
 }

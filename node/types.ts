@@ -2,6 +2,7 @@
  * Public types of the node runtime: the facade, its status and its events.
  */
 import type { SignedRecord } from '../protocol/records.js'
+import type { DefaultGroupService } from './groups/service.js'
 import type { DefaultDeliveryService } from './messaging/delivery.js'
 import type { MessagingDirectory } from './messaging/directory.js'
 import type { MailboxService } from './messaging/mailbox.js'
@@ -178,6 +179,12 @@ export interface TalariaNode {
    * bootstrap node and ERR_NOT_STARTED before start.
    */
   messaging(): NodeMessaging
+  /**
+   * The groups and rooms service (node/groups/contracts.ts `GroupService`, plus introspection), for
+   * the gateway and embedders. Throws NodeError ERR_ROLE on a bootstrap node and ERR_NOT_STARTED
+   * before start.
+   */
+  groups(): DefaultGroupService
   /** Adds an event listener; returns a function that removes it. */
   on<E extends TalariaNodeEventName>(event: E, listener: (payload: TalariaNodeEvents[E]) => void): () => void
   /** Removes an event listener. */

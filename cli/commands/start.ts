@@ -41,6 +41,10 @@ export async function runNode (role: NodeRole, { settings, configFile }: Resolve
         maxUserRequestsPerSecond: settings.maxUserRequestsPerSecond,
         maxConnectionsPerIp: settings.maxConnectionsPerIp
       },
+      groupRetentionMs: settings.groupRetentionMs,
+      groupHistoryLimit: settings.groupHistoryLimit,
+      roomHistoryLimit: settings.roomHistoryLimit,
+      maxGroups: settings.maxGroups,
       logger
     })
     await node.start()

@@ -1,0 +1,76 @@
+/**
+ * The `/talaria/history/1.0.0` protocol: one request and one response per stream. A node asks the
+ * group's other nodes for the messages it missed and for a log it does not have; it answers from
+ * its own storage. What it receives is checked by the caller exactly like gossip before it is
+ * stored (see service.ts): the protocol itself trusts nothing.
+ */
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import type { Logger } from 'pino'
+import { TalariaError } from '../../protocol/errors.js'
+import type { GroupId } from '../../protocol/ids.js'
+import { exchange, readOneFrame, writeFrame } from '../messaging/streams.js'
+import {
+  decodeHistoryRequest, decodeHistoryResponse, encodeHistoryRequest, encodeHistoryResponse, HISTORY_PROTOCOL, MAX_HISTORY_FRAME_BYTES,
+  type HistoryPosition, type HistoryRequest, type HistoryResponse
+} from './wire.js'
+
+/** Deadline of one history request, dial included, in milliseconds. */
+export const DEFAULT_HISTORY_REQUEST_TIMEOUT_MS = 10_000
+/** Deadline for a peer to send its whole request, in milliseconds. */
+export const HISTORY_REQUEST_READ_TIMEOUT_MS = 5_000
+/** Inbound history streams per connection at once. */
+export const MAX_INBOUND_HISTORY_STREAMS = 8
+/** Outbound history streams per connection at once. */
+export const MAX_OUTBOUND_HISTORY_STREAMS = 8
+
+/** What a node serves: pages from its own storage; undefined when it holds nothing of the group. */
+export interface HistorySource {
+  messages(group: GroupId, since: number, after: HistoryPosition | undefined, limit: number): Promise<{ items: Uint8Array[], next?: HistoryPosition } | undefined>
+  ops(group: GroupId, from: number, limit: number): Promise<{ items: Uint8Array[], next?: number } | undefined>
+}
+
+/** What the history client uses. */
+export interface HistoryClientComponents {
+  dialProtocol: (peer: PeerId, protocol: string, opts: { signal: AbortSignal }) => Promise<Stream>
+  shutdown: AbortSignal
+}
+
+/** Sends one history request to `peer` and returns its response; throws on a failure or timeout. */
+export async function requestHistory (components: HistoryClientComponents, peer: PeerId, req: HistoryRequest, opts: { signal?: AbortSignal, timeoutMs?: number } = {}): Promise<HistoryResponse> {
+  const signals = [components.shutdown, AbortSignal.timeout(opts.timeoutMs ?? DEFAULT_HISTORY_REQUEST_TIMEOUT_MS)]
+  if (opts.signal !== undefined) signals.push(opts.signal)
+  const signal = AbortSignal.any(signals)
+  const stream = await components.dialProtocol(peer, HISTORY_PROTOCOL, { signal })
+  const body = await exchange(stream, encodeHistoryRequest(req), signal)
+  if (body === undefined) throw new TalariaError('ERR_UNAVAILABLE', 'history stream closed without a response')
+  return decodeHistoryResponse(body, req.op)
+}
+
+/** The handler of inbound history streams. A bad request aborts that stream only. */
+export function historyStreamHandler (source: HistorySource, components: { logger: Logger, shutdown: AbortSignal }) {
+  return async (stream: Stream, connection: Connection): Promise<void> => {
+    const timer = setTimeout(() => { stream.abort(new Error('history request not received in time')) }, HISTORY_REQUEST_READ_TIMEOUT_MS)
+    timer.unref()
+    try {
+      const body = await readOneFrame(stream, MAX_HISTORY_FRAME_BYTES)
+      clearTimeout(timer)
+      if (body === undefined) throw new TalariaError('ERR_BAD_FRAME', 'history stream ended before a request')
+      const req = decodeHistoryRequest(body)
+      let res: HistoryResponse
+      const page = req.op === 'messages'
+        ? await source.messages(req.group, req.since, req.after, req.limit)
+        : await source.ops(req.group, req.from, req.limit)
+      if (page === undefined) res = { ok: false, code: 'ERR_NOT_FOUND' }
+      else res = { ok: true, items: page.items, ...(page.next !== undefined ? { next: page.next } : {}) }
+      await writeFrame(stream, encodeHistoryResponse(res), { signal: components.shutdown })
+      await stream.close().catch(() => {})
+    } catch (err) {
+      components.logger.debug({ err, peer: connection.remotePeer.toString() }, 'history stream closed on bad input or failure')
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+}
+
+export { HISTORY_PROTOCOL }

@@ -1,0 +1,928 @@
+/**
+ * The node's groups and rooms service (implements node/groups/contracts.ts): a log per known group,
+ * loaded lazily from storage and bounded in memory; which local connections belong to which users
+ * and rooms; the gossip validators of group topics; durable group history with retention; and the
+ * history protocol's fetches when this node missed something. See docs/GROUPS.md.
+ */
+import type { Logger } from 'pino'
+import { ClientProtocolError, MAX_FRAME_LIST_ITEMS, type ClientErrorCode, type ClientEvents, type ClientOps } from '../../protocol/client-protocol.js'
+import { decodeValue, encodeValue, expectObject, expectUint } from '../../protocol/codec.js'
+import type { GroupEnvelope } from '../../protocol/envelopes.js'
+import { TalariaError } from '../../protocol/errors.js'
+import {
+  decodeGroupOp, decodeGroupTraffic, GroupLog, groupTopic, verifyGroupEnvelope, verifyRoomEnvelope, WordFilter,
+  type GroupOp, type RoomEnvelope, type WordFilterSettings
+} from '../../protocol/groups/index.js'
+import { parseMessageId, type DeviceId, type GroupId, type UserId } from '../../protocol/ids.js'
+import { MAX_CLOCK_SKEW_MS } from '../../protocol/limits.js'
+import type { GroupRepository, StoredGroupMessage } from '../../storage/index.js'
+import type { CallOptions, DirectoryService } from '../messaging/contracts.js'
+import { DEFAULT_GROUP_HISTORY_LIMIT, DEFAULT_GROUP_RETENTION_MS, DEFAULT_MAX_GROUPS, DEFAULT_ROOM_HISTORY_LIMIT } from '../options.js'
+import type { PubSubHandler, PubSubValidator, PublishResult, ValidationResult } from '../types.js'
+import type { AuthenticatedDevice, GroupEventName, GroupService, GroupSink } from './contracts.js'
+import type { HistorySource } from './history.js'
+import { decodeTopicFrame, encodeTopicFrame, MAX_HISTORY_PAGE, type HistoryPosition, type HistoryRequest, type HistoryResponse } from './wire.js'
+
+/** Default page of `groupHistory`. */
+export const DEFAULT_HISTORY_PAGE = 500
+/** Largest page of `groupHistory` served from storage. */
+export const MAX_HISTORY_RESPONSE = 999
+/** Ops per `groupGet` page. */
+export const GROUP_GET_PAGE = 256
+/** How long a fetch waits for the first subscriber of a topic to be known, in milliseconds. */
+export const DEFAULT_SUBSCRIBER_WAIT_MS = 3_000
+/** Peers asked, one after another, by one history or log fetch. */
+export const DEFAULT_FETCH_PEERS = 3
+/** Pages one fetch reads from one peer at most (messages or ops). */
+export const DEFAULT_MAX_FETCH_PAGES = 64
+/** Period of the retention sweep, in milliseconds. */
+export const DEFAULT_GROUP_SWEEP_INTERVAL_MS = 10 * 60 * 1000
+
+/** Options of the groups service. */
+export interface GroupServiceInit {
+  /** How long messages are kept; a group's own `retentionMs` may shorten it. Default {@link DEFAULT_GROUP_RETENTION_MS}. */
+  retentionMs?: number
+  /** Messages kept per group; a group's own `historyLimit` may lower it. Default {@link DEFAULT_GROUP_HISTORY_LIMIT}. */
+  groupHistoryLimit?: number
+  /** Messages kept per room. Default {@link DEFAULT_ROOM_HISTORY_LIMIT}. */
+  roomHistoryLimit?: number
+  /** Group logs in memory. Default {@link DEFAULT_MAX_GROUPS}. */
+  maxGroups?: number
+  /** Wait for a topic's first known subscriber before a fetch. Default {@link DEFAULT_SUBSCRIBER_WAIT_MS}. */
+  subscriberWaitMs?: number
+  /** Retention sweep period; 0 turns it off. Default {@link DEFAULT_GROUP_SWEEP_INTERVAL_MS}. */
+  sweepIntervalMs?: number
+}
+
+/** The pubsub operations the service uses (the node's DefaultPubSub and its events). */
+export interface GroupPubSub {
+  subscribe(topic: string, handler: PubSubHandler): void
+  unsubscribe(topic: string, handler?: PubSubHandler): void
+  publish(topic: string, data: Uint8Array, opts?: CallOptions): Promise<PublishResult>
+  setValidator(topic: string, validator: PubSubValidator): void
+  removeValidator(topic: string): void
+  getSubscribers(topic: string): string[]
+  /** Calls `listener` on each remote subscription change; returns the function that removes it. */
+  onSubscriptionChange(listener: (change: { peerId: string, topic: string, subscribed: boolean }) => void): () => void
+}
+
+/** What the groups service uses. */
+export interface GroupServiceComponents {
+  groups: GroupRepository
+  pubsub: GroupPubSub
+  directory: Pick<DirectoryService, 'getDeviceList'>
+  /** One history protocol request to `peer`. */
+  requestHistory: (peer: string, req: HistoryRequest, opts: CallOptions) => Promise<HistoryResponse>
+  logger: Logger
+  shutdown: AbortSignal
+  /** Clock, ms since the epoch. */
+  now?: () => number
+}
+
+interface Conn {
+  sink: GroupSink
+  device: AuthenticatedDevice
+  rooms: Set<GroupId>
+  /** Groups whose pushes were dropped: a `groupLag` is owed, and pushes of them wait for it. */
+  lag: Set<GroupId>
+}
+
+interface Loaded {
+  log: GroupLog
+  filter?: { settings: WordFilterSettings, wf: WordFilter }
+}
+
+type Envelope = GroupEnvelope | RoomEnvelope
+
+type Check = { ok: true } | { ok: false, verdict: ValidationResult, code: ClientErrorCode, reason: string }
+
+function clientError (code: ClientErrorCode, message: string, opts: { cause?: unknown, retryAfterMs?: number } = {}): ClientProtocolError {
+  return new ClientProtocolError(code, message, opts)
+}
+
+function groupOf (env: Envelope): GroupId {
+  return env.kind === 'group' ? env.group : env.room
+}
+
+function encodeCursor (p: HistoryPosition): Uint8Array {
+  return encodeValue({ s: p.sentAt, i: p.id })
+}
+
+function decodeCursor (bytes: Uint8Array): HistoryPosition {
+  try {
+    const o = expectObject(decodeValue(bytes, 256), 'history cursor')
+    return { sentAt: expectUint(o.s, 'cursor.sentAt'), id: parseMessageId(o.i) }
+  } catch (err) {
+    throw clientError('ERR_BAD_REQUEST', 'bad history cursor', { cause: err })
+  }
+}
+
+/** Batches message writes per group: one durable write carries everything queued meanwhile. */
+class GroupWriter {
+  private readonly queues = new Map<GroupId, Array<{ msg: StoredGroupMessage, resolve: (created: boolean) => void, reject: (err: unknown) => void }>>()
+  private readonly running = new Set<GroupId>()
+
+  constructor (private readonly repo: GroupRepository, private readonly limitOf: (group: GroupId) => number) {}
+
+  async write (group: GroupId, msg: StoredGroupMessage): Promise<boolean> {
+    return await new Promise<boolean>((resolve, reject) => {
+      let q = this.queues.get(group)
+      if (q === undefined) {
+        q = []
+        this.queues.set(group, q)
+      }
+      q.push({ msg, resolve, reject })
+      if (!this.running.has(group)) void this.run(group)
+    })
+  }
+
+  private async run (group: GroupId): Promise<void> {
+    this.running.add(group)
+    try {
+      for (;;) {
+        const batch = this.queues.get(group)
+        if (batch === undefined || batch.length === 0) break
+        this.queues.delete(group)
+        try {
+          const created = new Set(await this.repo.putMessages(group, batch.map((b) => b.msg), { limit: this.limitOf(group) }))
+          for (const b of batch) b.resolve(created.has(b.msg.id))
+        } catch (err) {
+          for (const b of batch) b.reject(err)
+        }
+      }
+    } finally {
+      this.running.delete(group)
+      this.queues.delete(group)
+    }
+  }
+}
+
+/** The default groups and rooms service. */
+export class DefaultGroupService implements GroupService {
+  private readonly c: GroupServiceComponents
+  private readonly log: Logger
+  private readonly now: () => number
+  private readonly retentionMs: number
+  private readonly groupHistoryLimit: number
+  private readonly roomHistoryLimit: number
+  private readonly maxGroups: number
+  private readonly subscriberWaitMs: number
+  private readonly sweepIntervalMs: number
+  /** Logs in memory, least recently used first. */
+  private readonly loaded = new Map<GroupId, Loaded>()
+  private readonly loading = new Map<GroupId, Promise<Loaded | undefined>>()
+  /** Members of every known private group, and the reverse index. */
+  private readonly groupMembers = new Map<GroupId, Set<UserId>>()
+  private readonly userGroups = new Map<UserId, Set<GroupId>>()
+  private readonly conns = new Map<GroupSink, Conn>()
+  private readonly byUser = new Map<UserId, Set<Conn>>()
+  private readonly roomVisitors = new Map<GroupId, Set<Conn>>()
+  /** Topics this node is on, with since when it has listened (its continuous coverage). */
+  private readonly subscribed = new Map<GroupId, number>()
+  private readonly handlers = new Map<GroupId, PubSubHandler>()
+  private readonly fills = new Map<GroupId, Promise<boolean>>()
+  private readonly opFetches = new Map<GroupId, Promise<Loaded | undefined>>()
+  /** Room send times per (room, user), newest last. */
+  private readonly sendTimes = new Map<string, number[]>()
+  private readonly writer: GroupWriter
+  private sweeper: ReturnType<typeof setInterval> | undefined
+  private offSubscriptions: (() => void) | undefined
+  private readonly subscriptionWaiters = new Set<(topic: string) => void>()
+  private started = false
+
+  constructor (components: GroupServiceComponents, init: GroupServiceInit = {}) {
+    this.c = components
+    this.log = components.logger
+    this.now = components.now ?? Date.now
+    this.retentionMs = init.retentionMs ?? DEFAULT_GROUP_RETENTION_MS
+    this.groupHistoryLimit = init.groupHistoryLimit ?? DEFAULT_GROUP_HISTORY_LIMIT
+    this.roomHistoryLimit = init.roomHistoryLimit ?? DEFAULT_ROOM_HISTORY_LIMIT
+    this.maxGroups = init.maxGroups ?? DEFAULT_MAX_GROUPS
+    this.subscriberWaitMs = init.subscriberWaitMs ?? DEFAULT_SUBSCRIBER_WAIT_MS
+    this.sweepIntervalMs = init.sweepIntervalMs ?? DEFAULT_GROUP_SWEEP_INTERVAL_MS
+    this.writer = new GroupWriter(components.groups, (group) => this.historyLimit(group))
+  }
+
+  // ---- lifecycle ------------------------------------------------------------------------------
+
+  /** Builds the member index from stored logs and starts the retention sweep. */
+  async start (): Promise<void> {
+    this.offSubscriptions = this.c.pubsub.onSubscriptionChange((change) => {
+      if (!change.subscribed) return
+      for (const w of [...this.subscriptionWaiters]) w(change.topic)
+    })
+    for await (const group of this.c.groups.groups()) {
+      const meta = await this.c.groups.getMeta(group)
+      // a stopped node heard nothing: whatever coverage it recorded has a gap now
+      if (meta?.coveredSince !== undefined) await this.c.groups.updateMeta(group, { clearCoverage: true })
+      try {
+        await this.getLoaded(group as GroupId)
+      } catch (err) {
+        this.log.warn({ err, group }, 'could not load a stored group log')
+      }
+    }
+    if (this.sweepIntervalMs > 0) {
+      this.sweeper = setInterval(() => { void this.sweep() }, this.sweepIntervalMs)
+      this.sweeper.unref()
+    }
+    this.started = true
+  }
+
+  /** Leaves every topic and stops the sweep; connections are the gateway's to close. */
+  async stop (): Promise<void> {
+    this.started = false
+    clearInterval(this.sweeper)
+    this.offSubscriptions?.()
+    for (const group of [...this.subscribed.keys()]) this.unsubscribe(group)
+  }
+
+  // ---- logs -----------------------------------------------------------------------------------
+
+  private touch (group: GroupId, l: Loaded): void {
+    this.loaded.delete(group)
+    this.loaded.set(group, l)
+    if (this.loaded.size <= this.maxGroups) return
+    for (const [g] of this.loaded) {
+      if (this.loaded.size <= this.maxGroups) break
+      if (!this.subscribed.has(g)) this.loaded.delete(g)
+    }
+  }
+
+  /** The group's log, from memory or storage; undefined when this node holds no `create` of it. */
+  private async getLoaded (group: GroupId, extra: GroupOp[] = []): Promise<Loaded | undefined> {
+    const hit = this.loaded.get(group)
+    if (hit !== undefined) {
+      this.touch(group, hit)
+      return hit
+    }
+    let p = this.loading.get(group)
+    if (p === undefined) {
+      p = this.loadFromStorage(group, extra).finally(() => { this.loading.delete(group) })
+      this.loading.set(group, p)
+    }
+    return await p
+  }
+
+  private async loadFromStorage (group: GroupId, extra: GroupOp[]): Promise<Loaded | undefined> {
+    const ops: GroupOp[] = []
+    for (let after = 0; ;) {
+      const page = await this.c.groups.listOps(group, { afterSeq: after, limit: 1000 })
+      for (const stored of page) {
+        try {
+          ops.push(decodeGroupOp(stored.bytes))
+        } catch (err) {
+          this.log.warn({ err, group, op: stored.id }, 'stored op does not decode; skipped')
+        }
+      }
+      if (page.length < 1000) break
+      after = page[page.length - 1]!.seq
+    }
+    const create = ops.find((o) => o.body.type === 'create') ?? extra.find((o) => o.body.type === 'create')
+    if (create === undefined) return undefined
+    const log = GroupLog.create(create)
+    for (const op of ops) log.add(op)
+    const l: Loaded = { log }
+    this.touch(group, l)
+    this.reindex(group, log)
+    return l
+  }
+
+  private historyLimit (group: GroupId): number {
+    const log = this.loaded.get(group)?.log
+    const node = log?.state.kind === 'room' ? this.roomHistoryLimit : this.groupHistoryLimit
+    return Math.min(node, log?.state.settings.historyLimit ?? node)
+  }
+
+  private wordFilter (l: Loaded): { mode: 'block' | 'mask', wf: WordFilter } | undefined {
+    const settings = l.log.state.settings.filter
+    if (settings === undefined || settings.words.length === 0) return undefined
+    if (l.filter?.settings !== settings) l.filter = { settings, wf: new WordFilter(settings.words) }
+    return { mode: settings.mode, wf: l.filter.wf }
+  }
+
+  // ---- membership index and subscriptions -----------------------------------------------------
+
+  /** Updates the member index of a private group; subscribes or leaves as connected users come and go. */
+  private reindex (group: GroupId, log: GroupLog): void {
+    if (log.state.kind !== 'group') return
+    const before = this.groupMembers.get(group) ?? new Set<UserId>()
+    const after = new Set(log.state.dismissed ? [] : log.memberUsers())
+    this.groupMembers.set(group, after)
+    let connectedJoined = false
+    for (const u of after) {
+      if (before.has(u)) continue
+      let set = this.userGroups.get(u)
+      if (set === undefined) {
+        set = new Set()
+        this.userGroups.set(u, set)
+      }
+      set.add(group)
+      if (this.byUser.has(u)) connectedJoined = true
+    }
+    for (const u of before) {
+      if (after.has(u)) continue
+      const set = this.userGroups.get(u)
+      set?.delete(group)
+      if (set?.size === 0) this.userGroups.delete(u)
+    }
+    if (connectedJoined) this.subscribe(group)
+    else this.unsubscribeIfUnneeded(group)
+  }
+
+  private needed (group: GroupId): boolean {
+    if ((this.roomVisitors.get(group)?.size ?? 0) > 0) return true
+    for (const u of this.groupMembers.get(group) ?? []) if (this.byUser.has(u)) return true
+    return false
+  }
+
+  private subscribe (group: GroupId): void {
+    if (this.subscribed.has(group)) return
+    const topic = groupTopic(group)
+    const since = this.now()
+    this.subscribed.set(group, since)
+    const handler: PubSubHandler = (msg) => { this.onTopicMessage(group, msg.data) }
+    this.handlers.set(group, handler)
+    this.c.pubsub.setValidator(topic, async (msg) => await this.validate(group, msg.data, msg.propagationSource))
+    this.c.pubsub.subscribe(topic, handler)
+    this.background(this.c.groups.updateMeta(group, { coveredSince: since, touchedAt: since }), 'record coverage')
+  }
+
+  private unsubscribe (group: GroupId): void {
+    if (!this.subscribed.delete(group)) return
+    const topic = groupTopic(group)
+    this.c.pubsub.unsubscribe(topic, this.handlers.get(group))
+    this.handlers.delete(group)
+    this.c.pubsub.removeValidator(topic)
+    if (this.started) this.background(this.c.groups.updateMeta(group, { clearCoverage: true }), 'clear coverage')
+  }
+
+  private unsubscribeIfUnneeded (group: GroupId): void {
+    if (this.subscribed.has(group) && !this.needed(group)) this.unsubscribe(group)
+  }
+
+  private background (p: Promise<unknown>, what: string): void {
+    p.catch((err: unknown) => { this.log.warn({ err }, `groups: ${what} failed`) })
+  }
+
+  // ---- pushes ---------------------------------------------------------------------------------
+
+  private push<E extends GroupEventName> (conns: Iterable<Conn>, group: GroupId, ev: E, body: ClientEvents[E], except?: GroupSink): void {
+    for (const conn of conns) {
+      if (conn.sink === except) continue
+      // a connection that is behind reads history instead: no pushes until it has the lag
+      if (conn.lag.has(group)) continue
+      let ok: boolean
+      try {
+        ok = conn.sink.event(ev, body)
+      } catch (err) {
+        this.log.warn({ err, group }, 'a group sink threw')
+        continue
+      }
+      if (!ok) conn.lag.add(group)
+    }
+  }
+
+  private connsOfUsers (users: Iterable<UserId>): Conn[] {
+    const out: Conn[] = []
+    for (const u of users) for (const c of this.byUser.get(u) ?? []) out.push(c)
+    return out
+  }
+
+  /** Connections that get a group's messages: members' connections, or a room's visitors. */
+  private messageRecipients (group: GroupId, log: GroupLog): Iterable<Conn> {
+    if (log.state.kind === 'room') return this.roomVisitors.get(group) ?? []
+    return this.connsOfUsers(this.groupMembers.get(group) ?? [])
+  }
+
+  // ---- contract: connections ------------------------------------------------------------------
+
+  attach (device: AuthenticatedDevice, sink: GroupSink): () => void {
+    const conn: Conn = { sink, device, rooms: new Set(), lag: new Set() }
+    this.conns.set(sink, conn)
+    let set = this.byUser.get(device.user)
+    if (set === undefined) {
+      set = new Set()
+      this.byUser.set(device.user, set)
+    }
+    set.add(conn)
+    for (const group of this.userGroups.get(device.user) ?? []) this.subscribe(group)
+    let detached = false
+    return () => {
+      if (detached) return
+      detached = true
+      this.conns.delete(sink)
+      const mine = this.byUser.get(device.user)
+      mine?.delete(conn)
+      if (mine?.size === 0) this.byUser.delete(device.user)
+      for (const room of conn.rooms) this.removeVisitor(room, conn)
+      for (const group of this.userGroups.get(device.user) ?? []) this.unsubscribeIfUnneeded(group)
+    }
+  }
+
+  drain (sink: GroupSink): void {
+    const conn = this.conns.get(sink)
+    if (conn === undefined) return
+    for (const group of [...conn.lag]) {
+      if (!sink.event('groupLag', { group })) return
+      conn.lag.delete(group)
+    }
+  }
+
+  // ---- contract: ops --------------------------------------------------------------------------
+
+  async submitOps (device: AuthenticatedDevice, req: ClientOps['groupOps']['req'], opts: CallOptions = {}): Promise<ClientOps['groupOps']['res']> {
+    const ops = this.decodeOps(req.group, req.ops)
+    const { results, loaded } = await this.ingestOps(req.group, ops, { publish: true, ...opts })
+    return { results, heads: loaded?.log.state.heads ?? [] }
+  }
+
+  private decodeOps (group: GroupId, list: Uint8Array[]): GroupOp[] {
+    return list.map((bytes, i) => {
+      let op: GroupOp
+      try {
+        op = decodeGroupOp(bytes)
+      } catch (err) {
+        throw clientError('ERR_INVALID_OP', `op ${i}: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+      }
+      if (op.group !== group) throw clientError('ERR_INVALID_OP', `op ${i}: op of another group`)
+      return op
+    })
+  }
+
+  /**
+   * Adds verified ops to the group's log (creating it from a `create`, or fetching it from peers
+   * when the node has none), stores the new ones durably, publishes them when asked, and pushes
+   * them to the local members they concern.
+   */
+  private async ingestOps (group: GroupId, ops: GroupOp[], opts: { publish: boolean, fetch?: boolean } & CallOptions): Promise<{ results: ClientOps['groupOps']['res']['results'], loaded: Loaded | undefined }> {
+    let loaded = await this.getLoaded(group, ops)
+    if (loaded === undefined && opts.fetch !== false && ops.length > 0) loaded = await this.fetchLog(group, opts)
+    if (loaded === undefined) {
+      // no create known anywhere reachable: keep them for when it arrives
+      await this.c.groups.putOps(group, ops.map((op) => ({ id: op.id, bytes: op.bytes })))
+      return { results: ops.map(() => ({ status: 'pending' as const })), loaded: undefined }
+    }
+    const log = loaded.log
+    const membersBefore = new Set(log.state.kind === 'group' ? log.memberUsers() : [])
+    const added = ops.map((op) => {
+      try {
+        return log.add(op)
+      } catch (err) {
+        return { status: 'rejected' as const, code: 'ERR_INVALID_OP', reason: err instanceof Error ? err.message : String(err), changed: [] }
+      }
+    })
+    // the store says what is news: a log just built from this request already holds its create
+    const taken = ops.filter((_op, i) => added[i]!.code !== 'ERR_INVALID_OP')
+    const created = new Set(await this.c.groups.putOps(group, taken.map((op) => ({ id: op.id, bytes: op.bytes }))))
+    const news = taken.filter((op) => created.has(op.id))
+    const results = ops.map((op, i) => {
+      const r = added[i]!
+      if (r.status === 'duplicate') return created.has(op.id) ? { status: log.status(op.id) ?? 'applied' } : { status: 'duplicate' as const }
+      return r.code !== undefined ? { status: r.status, code: r.code, message: r.reason ?? '' } : { status: r.status }
+    })
+    if (opts.publish) {
+      const topic = groupTopic(group)
+      await Promise.all(news.map(async (op) => {
+        try {
+          await this.c.pubsub.publish(topic, encodeTopicFrame({ kind: 'op', bytes: op.bytes }), opts)
+        } catch (err) {
+          this.log.warn({ err, group, op: op.id }, 'could not publish an op; peers fetch it with the log')
+        }
+      }))
+    }
+    this.reindex(group, log)
+    this.pushOps(group, log, news, membersBefore)
+    if (log.missing().length > 0) void this.fetchLog(group, {})
+    return { results, loaded }
+  }
+
+  private pushOps (group: GroupId, log: GroupLog, ops: GroupOp[], membersBefore: Set<UserId>): void {
+    if (ops.length === 0) return
+    const users = new Set<UserId>([...membersBefore, ...(this.groupMembers.get(group) ?? [])])
+    for (const op of ops) {
+      const body = op.body
+      if ('users' in body) for (const u of body.users) users.add(u)
+      if (body.type === 'role' || body.type === 'transfer') users.add(body.user)
+      users.add(op.author.user)
+    }
+    const conns = new Set<Conn>(this.connsOfUsers(users))
+    if (log.state.kind === 'room') for (const c of this.roomVisitors.get(group) ?? []) conns.add(c)
+    for (const op of ops) {
+      const ev: ClientEvents['groupOp'] = { group, op: op.bytes }
+      for (const conn of conns) {
+        try {
+          if (!conn.sink.event('groupOp', ev)) conn.lag.add(group)
+        } catch (err) {
+          this.log.warn({ err, group }, 'a group sink threw')
+        }
+      }
+    }
+  }
+
+  async getOps (_device: AuthenticatedDevice, req: ClientOps['groupGet']['req'], opts: CallOptions = {}): Promise<ClientOps['groupGet']['res']> {
+    const loaded = await this.getLoaded(req.group) ?? await this.fetchLog(req.group, opts)
+    if (loaded === undefined) throw clientError('ERR_NOT_FOUND', 'this node knows no op of the group')
+    const all = loaded.log.ops()
+    const from = req.after ?? 0
+    const page = all.slice(from, from + GROUP_GET_PAGE)
+    const res: ClientOps['groupGet']['res'] = { ops: page.map((op) => op.bytes) }
+    if (from + page.length < all.length) res.next = from + page.length
+    return res
+  }
+
+  // ---- contract: messages ---------------------------------------------------------------------
+
+  async send (device: AuthenticatedDevice, sink: GroupSink, req: ClientOps['groupSend']['req'], opts: CallOptions = {}): Promise<ClientOps['groupSend']['res']> {
+    let env: Envelope
+    try {
+      env = decodeGroupTraffic(req.envelope)
+    } catch (err) {
+      throw clientError('ERR_INVALID_ENVELOPE', `envelope does not decode: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+    }
+    if (env.from.user !== device.user || env.from.device !== device.device) throw clientError('ERR_NOT_SENDER', 'the envelope is not from this device')
+    const group = groupOf(env)
+    const loaded = await this.getLoaded(group)
+    if (loaded === undefined) throw clientError(env.kind === 'room' ? 'ERR_NOT_FOUND' : 'ERR_NOT_MEMBER', 'this node does not know the group')
+    const log = loaded.log
+    if ((env.kind === 'room') !== (log.state.kind === 'room')) throw clientError('ERR_BAD_REQUEST', `a ${env.kind} envelope for a ${log.state.kind}`)
+    const now = this.now()
+    const refusal = log.canSend(device.user, now)
+    if (refusal !== null) throw clientError(refusal.code, refusal.reason)
+    try {
+      if (env.kind === 'group') verifyGroupEnvelope(env, device.signingKey)
+      else verifyRoomEnvelope(env, device.signingKey)
+    } catch (err) {
+      throw clientError('ERR_INVALID_ENVELOPE', 'bad envelope signature', { cause: err })
+    }
+    if (Math.abs(env.sentAt - now) > MAX_CLOCK_SKEW_MS) throw clientError('ERR_INVALID_ENVELOPE', `sentAt is more than ${MAX_CLOCK_SKEW_MS} ms from the node's clock`)
+    const stored = await this.c.groups.getMessage(group, env.id)
+    if (stored !== undefined) return { id: env.id, at: stored.receivedAt }
+    let text: string | undefined
+    if (env.kind === 'room') {
+      const filter = this.wordFilter(loaded)
+      if (filter !== undefined && filter.wf.test(env.text)) {
+        if (filter.mode === 'block') throw clientError('ERR_CONTENT_BLOCKED', 'the room\'s word filter blocks this message')
+        text = filter.wf.mask(env.text)
+      }
+      this.takeRate(group, device.user, loaded, now)
+    }
+    await this.writer.write(group, { id: env.id, sentAt: env.sentAt, receivedAt: now, body: req.envelope })
+    this.c.groups.updateMeta(group, { touchedAt: now }).catch(() => {})
+    try {
+      await this.c.pubsub.publish(groupTopic(group), encodeTopicFrame({ kind: 'message', bytes: req.envelope }), opts)
+    } catch (err) {
+      // stored here: the group's other nodes fetch it with history
+      this.log.warn({ err, group, id: env.id }, 'could not publish a group message')
+    }
+    const body: ClientEvents['group'] = text === undefined ? { envelope: req.envelope } : { envelope: req.envelope, text }
+    this.push(this.messageRecipients(group, log), group, 'group', body, sink)
+    return { id: env.id, at: now }
+  }
+
+  /** Counts a room message against the sender's rate limit; throws ERR_ROOM_RATE_LIMITED. */
+  private takeRate (room: GroupId, user: UserId, loaded: Loaded, now: number): void {
+    const limit = loaded.log.state.settings.rateLimit
+    if (limit === undefined) return
+    const key = `${room}\u0000${user}`
+    const times = (this.sendTimes.get(key) ?? []).filter((t) => t > now - limit.windowMs)
+    if (times.length >= limit.messages) {
+      this.sendTimes.set(key, times)
+      const retryAfterMs = Math.max(1, times[times.length - limit.messages]! + limit.windowMs - now)
+      throw clientError('ERR_ROOM_RATE_LIMITED', `at most ${limit.messages} messages per ${limit.windowMs} ms in this room`, { retryAfterMs })
+    }
+    times.push(now)
+    this.sendTimes.set(key, times)
+  }
+
+  /** The signing key of an active device of `user`, from the directory; undefined when unknown. */
+  private async deviceKey (user: UserId, device: DeviceId): Promise<Uint8Array | undefined> {
+    const list = await this.c.directory.getDeviceList(user)
+    return list?.devices.find((d) => d.deviceId === device)?.signingKey
+  }
+
+  /**
+   * The checks a message from another node passes before it is stored or pushed: the checks of
+   * `send` with the sender's key from the directory. `fetched` messages (history) may be old.
+   */
+  private async checkRemote (group: GroupId, loaded: Loaded, env: Envelope, fetched: boolean): Promise<Check> {
+    const log = loaded.log
+    const now = this.now()
+    if (groupOf(env) !== group) return { ok: false, verdict: 'reject', code: 'ERR_INVALID_ENVELOPE', reason: 'envelope of another group' }
+    if ((env.kind === 'room') !== (log.state.kind === 'room')) return { ok: false, verdict: 'reject', code: 'ERR_INVALID_ENVELOPE', reason: 'wrong envelope kind' }
+    if (env.sentAt > now + MAX_CLOCK_SKEW_MS) return { ok: false, verdict: 'reject', code: 'ERR_INVALID_ENVELOPE', reason: 'sent in the future' }
+    if (!fetched && env.sentAt < now - MAX_CLOCK_SKEW_MS) return { ok: false, verdict: 'ignore', code: 'ERR_INVALID_ENVELOPE', reason: 'too old for gossip' }
+    const refusal = log.canSend(env.from.user, fetched ? env.sentAt : now)
+    if (refusal !== null) {
+      // with ops still missing, the sender may be a member this node does not know of yet
+      return { ok: false, verdict: log.missing().length > 0 ? 'ignore' : 'reject', code: refusal.code, reason: refusal.reason }
+    }
+    const key = await this.deviceKey(env.from.user, env.from.device)
+    if (key === undefined) return { ok: false, verdict: 'ignore', code: 'ERR_INVALID_ENVELOPE', reason: 'unknown or inactive sender device' }
+    try {
+      if (env.kind === 'group') verifyGroupEnvelope(env, key)
+      else verifyRoomEnvelope(env, key)
+    } catch {
+      return { ok: false, verdict: 'reject', code: 'ERR_INVALID_ENVELOPE', reason: 'bad signature' }
+    }
+    if (env.kind === 'room') {
+      const filter = this.wordFilter(loaded)
+      if (filter?.mode === 'block' && filter.wf.test(env.text)) return { ok: false, verdict: 'reject', code: 'ERR_CONTENT_BLOCKED', reason: 'blocked by the word filter' }
+    }
+    return { ok: true }
+  }
+
+  // ---- gossip ---------------------------------------------------------------------------------
+
+  /** The validator of a group topic. Never throws: garbage is rejected, what it cannot judge ignored. */
+  private async validate (group: GroupId, data: Uint8Array, from: string): Promise<ValidationResult> {
+    let frame
+    try {
+      frame = decodeTopicFrame(data)
+    } catch {
+      return 'reject'
+    }
+    if (frame.kind === 'op') {
+      let op: GroupOp
+      try {
+        op = decodeGroupOp(frame.bytes)
+      } catch {
+        return 'reject'
+      }
+      if (op.group !== group) return 'reject'
+      try {
+        await this.ingestOps(group, [op], { publish: false, fetch: false })
+      } catch (err) {
+        this.log.warn({ err, group, from }, 'could not take an op from gossip')
+        return 'ignore'
+      }
+      return 'accept'
+    }
+    let env: Envelope
+    try {
+      env = decodeGroupTraffic(frame.bytes)
+    } catch {
+      return 'reject'
+    }
+    const loaded = await this.getLoaded(group)
+    if (loaded === undefined) return 'ignore'
+    const check = await this.checkRemote(group, loaded, env, false)
+    if (!check.ok) {
+      this.log.debug({ group, from, code: check.code, reason: check.reason }, 'gossip message refused')
+      return check.verdict
+    }
+    return 'accept'
+  }
+
+  /** An accepted message (ops were handled by the validator): store it and push it to local recipients. */
+  private onTopicMessage (group: GroupId, data: Uint8Array): void {
+    let env: Envelope
+    try {
+      const frame = decodeTopicFrame(data)
+      if (frame.kind !== 'message') return
+      env = decodeGroupTraffic(frame.bytes)
+    } catch {
+      return
+    }
+    const loaded = this.loaded.get(group)
+    if (loaded === undefined) return
+    const bytes = data.subarray(1)
+    const now = this.now()
+    this.background((async () => {
+      const created = await this.writer.write(group, { id: env.id, sentAt: env.sentAt, receivedAt: now, body: bytes })
+      if (!created) return
+      let body: ClientEvents['group'] = { envelope: bytes }
+      if (env.kind === 'room') {
+        const filter = this.wordFilter(loaded)
+        if (filter?.mode === 'mask' && filter.wf.test(env.text)) body = { envelope: bytes, text: filter.wf.mask(env.text) }
+      }
+      this.push(this.messageRecipients(group, loaded.log), group, 'group', body)
+    })(), 'store a gossip message')
+  }
+
+  // ---- history --------------------------------------------------------------------------------
+
+  async history (device: AuthenticatedDevice, req: ClientOps['groupHistory']['req'], opts: CallOptions = {}): Promise<ClientOps['groupHistory']['res']> {
+    const loaded = await this.getLoaded(req.group) ?? await this.fetchLog(req.group, opts)
+    if (loaded === undefined) throw clientError('ERR_NOT_FOUND', 'this node knows no op of the group')
+    const state = loaded.log.state
+    if (state.kind === 'group' && !loaded.log.isMember(device.user)) throw clientError('ERR_NOT_MEMBER', 'not a member of the group')
+    if (state.banned.has(device.user)) throw clientError('ERR_BANNED', 'banned from the room')
+    const after = req.cursor !== undefined ? decodeCursor(req.cursor) : undefined
+    if (after === undefined) {
+      const covered = this.subscribed.get(req.group)
+      if (covered === undefined || covered > req.since) await this.fillHistory(req.group, req.since, opts)
+    }
+    const limit = Math.min(req.limit ?? DEFAULT_HISTORY_PAGE, MAX_HISTORY_RESPONSE, MAX_FRAME_LIST_ITEMS)
+    const page = await this.c.groups.listMessages(req.group, { since: req.since, ...(after !== undefined ? { after } : {}), limit: limit + 1 })
+    const messages = page.slice(0, limit)
+    const res: ClientOps['groupHistory']['res'] = { messages: messages.map((m) => m.body) }
+    const last = messages[messages.length - 1]
+    if (page.length > limit && last !== undefined) res.cursor = encodeCursor({ sentAt: last.sentAt, id: parseMessageId(last.id) })
+    return res
+  }
+
+  /** Topic subscribers to ask, waiting a bounded time for the first one to be known. */
+  private async peersFor (group: GroupId, opts: CallOptions): Promise<string[]> {
+    const topic = groupTopic(group)
+    const now = this.c.pubsub.getSubscribers(topic)
+    if (now.length > 0 || this.subscriberWaitMs === 0) return now.slice(0, DEFAULT_FETCH_PEERS)
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer)
+        this.subscriptionWaiters.delete(waiter)
+        opts.signal?.removeEventListener('abort', done)
+        resolve()
+      }
+      const waiter = (t: string): void => { if (t === topic) done() }
+      const timer = setTimeout(done, this.subscriberWaitMs)
+      this.subscriptionWaiters.add(waiter)
+      opts.signal?.addEventListener('abort', done, { once: true })
+    })
+    return this.c.pubsub.getSubscribers(topic).slice(0, DEFAULT_FETCH_PEERS)
+  }
+
+  /** Fetches a group's messages since `since` from its other nodes, merging the valid ones by id. */
+  private async fillHistory (group: GroupId, since: number, opts: CallOptions): Promise<boolean> {
+    let p = this.fills.get(group)
+    if (p === undefined) {
+      p = this.fillFromPeers(group, since, opts).finally(() => { this.fills.delete(group) })
+      this.fills.set(group, p)
+    }
+    return await p
+  }
+
+  private async fillFromPeers (group: GroupId, since: number, opts: CallOptions): Promise<boolean> {
+    const peers = await this.peersFor(group, opts)
+    for (const peer of peers) {
+      try {
+        let after: HistoryPosition | undefined
+        for (let page = 0; page < DEFAULT_MAX_FETCH_PAGES; page++) {
+          const res = await this.c.requestHistory(peer, { op: 'messages', group, since, ...(after !== undefined ? { after } : {}), limit: MAX_HISTORY_PAGE }, opts)
+          if (!res.ok) break
+          await this.storeFetched(group, res.items, peer)
+          if (res.next === undefined || typeof res.next === 'number') {
+            const covered = this.subscribed.get(group)
+            if (covered !== undefined && since < covered) this.subscribed.set(group, since)
+            return true
+          }
+          after = res.next
+        }
+      } catch (err) {
+        this.log.debug({ err, group, peer }, 'history fetch from a peer failed')
+      }
+    }
+    return false
+  }
+
+  private async storeFetched (group: GroupId, items: Uint8Array[], peer: string): Promise<void> {
+    const loaded = await this.getLoaded(group)
+    if (loaded === undefined) return
+    const now = this.now()
+    const good: StoredGroupMessage[] = []
+    for (const bytes of items) {
+      let env: Envelope
+      try {
+        env = decodeGroupTraffic(bytes)
+      } catch {
+        this.log.debug({ group, peer }, 'fetched history item does not decode')
+        continue
+      }
+      const check = await this.checkRemote(group, loaded, env, true)
+      if (!check.ok) {
+        this.log.debug({ group, peer, code: check.code, reason: check.reason }, 'fetched history item refused')
+        continue
+      }
+      good.push({ id: env.id, sentAt: env.sentAt, receivedAt: now, body: bytes })
+    }
+    if (good.length > 0) await this.c.groups.putMessages(group, good, { limit: this.historyLimit(group) })
+  }
+
+  /** Fetches a group's log from its other nodes; resolves with it, or undefined when nobody has it. */
+  private async fetchLog (group: GroupId, opts: CallOptions): Promise<Loaded | undefined> {
+    let p = this.opFetches.get(group)
+    if (p === undefined) {
+      p = this.fetchLogFromPeers(group, opts).finally(() => { this.opFetches.delete(group) })
+      this.opFetches.set(group, p)
+    }
+    return await p
+  }
+
+  private async fetchLogFromPeers (group: GroupId, opts: CallOptions): Promise<Loaded | undefined> {
+    const peers = await this.peersFor(group, opts)
+    for (const peer of peers) {
+      try {
+        const ops: GroupOp[] = []
+        let from = 0
+        for (let page = 0; page < DEFAULT_MAX_FETCH_PAGES * 8; page++) {
+          const res = await this.c.requestHistory(peer, { op: 'ops', group, from, limit: MAX_HISTORY_PAGE }, opts)
+          if (!res.ok) break
+          for (const bytes of res.items) {
+            const op = decodeGroupOp(bytes)
+            if (op.group !== group) throw new TalariaError('ERR_INVALID_OP', 'peer sent an op of another group')
+            ops.push(op)
+          }
+          if (typeof res.next !== 'number') break
+          from = res.next
+        }
+        if (ops.length === 0) continue
+        const { loaded } = await this.ingestOps(group, ops, { publish: false, fetch: false })
+        if (loaded !== undefined && loaded.log.missing().length === 0) return loaded
+      } catch (err) {
+        this.log.debug({ err, group, peer }, 'log fetch from a peer failed')
+      }
+    }
+    return this.loaded.get(group)
+  }
+
+  /** What this node serves on the history protocol. */
+  readonly historySource: HistorySource = {
+    messages: async (group, since, after, limit) => {
+      if (await this.getLoaded(group) === undefined) return undefined
+      const page = await this.c.groups.listMessages(group, { since, ...(after !== undefined ? { after } : {}), limit: limit + 1 })
+      const items = page.slice(0, limit)
+      const last = items[items.length - 1]
+      return page.length > limit && last !== undefined
+        ? { items: items.map((m) => m.body), next: { sentAt: last.sentAt, id: parseMessageId(last.id) } }
+        : { items: items.map((m) => m.body) }
+    },
+    ops: async (group, from, limit) => {
+      const loaded = await this.getLoaded(group)
+      if (loaded === undefined) return undefined
+      const all = loaded.log.ops()
+      const items = all.slice(from, from + limit).map((op) => op.bytes)
+      return from + items.length < all.length ? { items, next: from + items.length } : { items }
+    }
+  }
+
+  // ---- rooms ----------------------------------------------------------------------------------
+
+  async enterRoom (device: AuthenticatedDevice, sink: GroupSink, req: ClientOps['roomEnter']['req'], opts: CallOptions = {}): Promise<ClientOps['roomEnter']['res']> {
+    const conn = this.conns.get(sink)
+    if (conn === undefined) throw clientError('ERR_BAD_REQUEST', 'the connection is not attached')
+    let loaded = await this.getLoaded(req.room)
+    if (loaded === undefined && req.ops !== undefined && req.ops.length > 0) {
+      loaded = (await this.ingestOps(req.room, this.decodeOps(req.room, req.ops), { publish: false, ...opts })).loaded
+    }
+    loaded ??= await this.fetchLog(req.room, opts)
+    if (loaded === undefined) throw clientError('ERR_NOT_FOUND', 'unknown room')
+    const state = loaded.log.state
+    if (state.kind !== 'room') throw clientError('ERR_BAD_REQUEST', 'not a room')
+    if (state.banned.has(device.user)) throw clientError('ERR_BANNED', 'banned from the room')
+    if (this.conns.get(sink) !== conn) throw clientError('ERR_BAD_REQUEST', 'the connection detached')
+    conn.rooms.add(req.room)
+    let visitors = this.roomVisitors.get(req.room)
+    if (visitors === undefined) {
+      visitors = new Set()
+      this.roomVisitors.set(req.room, visitors)
+    }
+    visitors.add(conn)
+    this.subscribe(req.room)
+    return { heads: state.heads }
+  }
+
+  leaveRoom (_device: AuthenticatedDevice, sink: GroupSink, room: GroupId): void {
+    const conn = this.conns.get(sink)
+    if (conn === undefined || !conn.rooms.delete(room)) return
+    this.removeVisitor(room, conn)
+  }
+
+  private removeVisitor (room: GroupId, conn: Conn): void {
+    const visitors = this.roomVisitors.get(room)
+    visitors?.delete(conn)
+    if (visitors?.size === 0) this.roomVisitors.delete(room)
+    this.unsubscribeIfUnneeded(room)
+  }
+
+  // ---- retention ------------------------------------------------------------------------------
+
+  /** Removes messages past their retention, every stored group; drops stale rate-limit entries. */
+  async sweep (): Promise<number> {
+    const now = this.now()
+    let removed = 0
+    try {
+      for await (const group of this.c.groups.groups()) {
+        const own = this.loaded.get(group as GroupId)?.log.state.settings.retentionMs
+        const keep = Math.min(this.retentionMs, own ?? this.retentionMs)
+        if (now > keep) removed += await this.c.groups.sweepMessages(group, now - keep)
+      }
+    } catch (err) {
+      this.log.warn({ err }, 'group retention sweep failed; retrying at the next tick')
+    }
+    for (const [key, times] of this.sendTimes) {
+      if (times.length === 0 || times[times.length - 1]! < now - 3_600_000) this.sendTimes.delete(key)
+    }
+    return removed
+  }
+
+  // ---- introspection (tests, status) ----------------------------------------------------------
+
+  /** The state of a group as this node holds it in memory or storage; undefined when unknown. */
+  async state (group: GroupId): Promise<GroupLog['state'] | undefined> {
+    return (await this.getLoaded(group))?.log.state
+  }
+
+  /** Groups whose topic this node is on. */
+  subscribedGroups (): GroupId[] {
+    return [...this.subscribed.keys()]
+  }
+}
