@@ -46,6 +46,8 @@ interface Mut {
   invited: Set<UserId>
   requests: Set<UserId>
   banned: Set<UserId>
+  /** Mutes of members and non-members alike; members' mutedUntil mirrors it. */
+  muted: Map<UserId, number>
   mutedAll: boolean
   dismissed: boolean
   epoch: number
@@ -133,11 +135,8 @@ function rule (s: Mut, author: UserId, body: GroupOpBody): GroupRejection | null
     case 'mute': {
       const r = needRank(s, author, 2, 'mute')
       if (r !== null) return r
-      for (const u of body.users) {
-        const m = s.members.get(u)
-        if (m === undefined) return reject('ERR_BAD_REQUEST', 'mute: a user is not a member')
-        if (RANK[m.role] >= rank) return reject('ERR_FORBIDDEN', 'mute: a user does not rank below the author')
-      }
+      // non-members too: in rooms they may send
+      if (body.users.some((u) => rankOf(s, u) >= rank)) return reject('ERR_FORBIDDEN', 'mute: a user does not rank below the author')
       return null
     }
     case 'muteAll':
@@ -169,7 +168,7 @@ function rule (s: Mut, author: UserId, body: GroupOpBody): GroupRejection | null
 }
 
 function addMember (s: Mut, user: UserId, at: number): void {
-  if (!s.members.has(user)) s.members.set(user, { role: 'member', mutedUntil: 0, since: at })
+  if (!s.members.has(user)) s.members.set(user, { role: 'member', mutedUntil: s.muted.get(user) ?? 0, since: at })
   s.invited.delete(user)
   s.requests.delete(user)
 }
@@ -186,7 +185,14 @@ function effect (s: Mut, author: UserId, body: GroupOpBody, at: number): void {
     case 'remove': for (const u of body.users) s.members.delete(u); s.epoch++; break
     case 'leave': s.members.delete(author); s.epoch++; break
     case 'role': s.members.set(body.user, { ...s.members.get(body.user)!, role: body.role }); break
-    case 'mute': for (const u of body.users) s.members.set(u, { ...s.members.get(u)!, mutedUntil: body.until }); break
+    case 'mute':
+      for (const u of body.users) {
+        if (body.until === 0) s.muted.delete(u)
+        else s.muted.set(u, body.until)
+        const m = s.members.get(u)
+        if (m !== undefined) s.members.set(u, { ...m, mutedUntil: body.until })
+      }
+      break
     case 'muteAll': s.mutedAll = body.on; break
     case 'settings': s.settings = body.settings; break
     case 'transfer':
@@ -220,6 +226,7 @@ function initial (op: GroupOp & { body: { type: 'create' } }): Mut {
     invited: new Set(),
     requests: new Set(),
     banned: new Set(),
+    muted: new Map(),
     mutedAll: false,
     dismissed: false,
     epoch: 0,
@@ -253,7 +260,7 @@ const CHECKPOINT_EVERY = 256
 function cloneMut (s: Mut | undefined): Mut | undefined {
   if (s === undefined) return undefined
   // MemberInfo objects and settings are replaced, never mutated, so shallow copies suffice
-  return { ...s, members: new Map(s.members), invited: new Set(s.invited), requests: new Set(s.requests), banned: new Set(s.banned) }
+  return { ...s, members: new Map(s.members), invited: new Set(s.invited), requests: new Set(s.requests), banned: new Set(s.banned), muted: new Map(s.muted) }
 }
 
 /**
@@ -299,6 +306,7 @@ export class GroupLog {
         invited: new Set(s.invited),
         requests: new Set(s.requests),
         banned: new Set(s.banned),
+        muted: new Map(s.muted),
         mutedAll: s.mutedAll,
         dismissed: s.dismissed,
         epoch: s.epoch,
@@ -409,9 +417,8 @@ export class GroupLog {
     const s = this.s!
     if (s.dismissed) return { code: 'ERR_GROUP_DISMISSED', reason: 'the group was dismissed' }
     if (s.banned.has(user)) return { code: 'ERR_BANNED', reason: 'banned from the group' }
-    const m = s.members.get(user)
-    if (m === undefined && s.kind === 'group') return { code: 'ERR_NOT_MEMBER', reason: 'not a member of the group' }
-    if (m !== undefined && m.mutedUntil > now) return { code: 'ERR_MUTED', reason: 'muted' }
+    if (s.kind === 'group' && !s.members.has(user)) return { code: 'ERR_NOT_MEMBER', reason: 'not a member of the group' }
+    if ((s.muted.get(user) ?? 0) > now) return { code: 'ERR_MUTED', reason: 'muted' }
     if (s.mutedAll && rankOf(s, user) < 2) return { code: 'ERR_MUTED', reason: 'only admins may send while the group is muted' }
     return null
   }

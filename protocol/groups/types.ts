@@ -161,6 +161,12 @@ export interface GroupState {
    * member devices rotate their sender keys when it changes.
    */
   epoch: number
+  /**
+   * Everyone muted by a `mute` op, members or not (anyone may send in a room): user → muted
+   * until (ms since the epoch). Members' `mutedUntil` mirrors it. Added after the first contract;
+   * optional so hand-built states stay valid.
+   */
+  muted?: ReadonlyMap<UserId, number>
   /** Ops with no known children, ascending: the parents of the next op. */
   heads: GroupOpId[]
   /** Applied ops so far. */

@@ -69,6 +69,7 @@ function summary (s: GroupState): unknown {
     invited: [...s.invited].sort(),
     requests: [...s.requests].sort(),
     banned: [...s.banned].sort(),
+    muted: [...s.muted ?? []].sort(([a], [b]) => a < b ? -1 : 1),
     settings: s.settings,
     mutedAll: s.mutedAll,
     dismissed: s.dismissed,
@@ -204,14 +205,22 @@ describe('role rules', () => {
   })
 
   test('mute: admin+, lower ranks only; canSend says ERR_MUTED until then', () => {
-    const { log } = setup()
+    const { log } = setup('open')
     expectRejected(log, alice, { type: 'mute', users: [admin.user], until: NOW + 1000 }, 'ERR_FORBIDDEN')
     expectRejected(log, admin, { type: 'mute', users: [admin2.user], until: NOW + 1000 }, 'ERR_FORBIDDEN')
     expectApplied(log, admin, { type: 'mute', users: [alice.user], until: NOW + 1000 })
     assert.equal(log.canSend(alice.user, NOW)?.code, 'ERR_MUTED')
     assert.equal(log.canSend(alice.user, NOW + 1000), null)
+    assert.equal(log.state.members.get(alice.user)?.mutedUntil, NOW + 1000)
     expectApplied(log, admin, { type: 'mute', users: [alice.user], until: 0 })
     assert.equal(log.canSend(alice.user, NOW), null)
+    assert.equal(log.state.members.get(alice.user)?.mutedUntil, 0)
+    // a non-member's mute follows it when it joins
+    expectApplied(log, admin, { type: 'mute', users: [bob.user], until: NOW + 1000 })
+    assert.equal(log.state.muted?.get(bob.user), NOW + 1000)
+    expectApplied(log, bob, { type: 'join' })
+    assert.equal(log.state.members.get(bob.user)?.mutedUntil, NOW + 1000)
+    assert.equal(log.canSend(bob.user, NOW)?.code, 'ERR_MUTED')
   })
 
   test('muteAll: only admins and the owner may send', () => {
@@ -296,6 +305,10 @@ describe('rooms', () => {
     expectApplied(log, carol, { type: 'request' })
     expectApplied(log, admin, { type: 'ban', users: [carol.user] })
     assert.equal(log.canSend(carol.user, NOW)?.code, 'ERR_BANNED')
+    expectApplied(log, admin, { type: 'mute', users: [carol.user, alice.user], until: NOW + 5 })
+    expectApplied(log, admin, { type: 'unban', users: [carol.user] })
+    assert.equal(log.canSend(carol.user, NOW)?.code, 'ERR_MUTED', 'non-members of a room can be muted')
+    assert.equal(log.canSend(carol.user, NOW + 5), null)
     expectApplied(log, admin, { type: 'muteAll', on: true })
     assert.equal(log.canSend(bob.user, NOW)?.code, 'ERR_MUTED')
     expectRejected(log, bob, { type: 'settings', settings: { name: 'x', joinPolicy: 'open' } }, 'ERR_FORBIDDEN')
