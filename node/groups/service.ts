@@ -492,7 +492,7 @@ export class DefaultGroupService implements GroupService {
     }
     this.reindex(group, log)
     this.pushOps(group, log, news, membersBefore)
-    if (log.missing().length > 0) void this.fetchLog(group, {})
+    if (log.missing().length > 0) this.background(this.fetchLog(group, {}), 'fetch missing ops')
     return { results, loaded }
   }
 

@@ -186,3 +186,41 @@ describe('groups on one node', () => {
 function groupIdOf (bytes: Uint8Array): string {
   return decodeGroupTraffic(bytes).id
 }
+
+describe('group retention on one node', () => {
+  let node: TalariaNode
+  let closeAll: CloseAll = async () => {}
+  before(async () => {
+    const [nodes, close] = await startMesh(1, { init: { groupRetentionMs: 60_000, roomHistoryLimit: 3 } })
+    node = nodes[0]!
+    closeAll = close
+  })
+  after(async () => { await closeAll() })
+
+  it('sweeps messages past the retention and keeps a room\'s newest messages within its limit', async () => {
+    const groups = node.groups()
+    const alice = member()
+    const g = new TestGroup(alice)
+    await groups.submitOps(alice.auth, { group: g.id, ops: g.bytes() })
+    const sink = new RecordingGroupSink()
+    const detach = groups.attach(alice.auth, sink)
+    try {
+      const old = groupMessage(alice, g.id, 'old', Date.now() - 120_000)
+      const recent = groupMessage(alice, g.id, 'recent')
+      await groups.send(alice.auth, sink, { envelope: old.bytes })
+      await groups.send(alice.auth, sink, { envelope: recent.bytes })
+      assert.equal(await groups.sweep(), 1)
+      assert.deepEqual((await groups.history(alice.auth, { group: g.id, since: 0 })).messages, [recent.bytes])
+
+      const room = new TestGroup(alice, { joinPolicy: 'open' }, 'room')
+      await groups.enterRoom(alice.auth, sink, { room: room.id, ops: room.bytes() })
+      const sent = []
+      for (let i = 0; i < 5; i++) {
+        const m = roomMessage(alice, room.id, `r${i}`, Date.now() - 10_000 + i)
+        await groups.send(alice.auth, sink, { envelope: m.bytes })
+        sent.push(m.bytes)
+      }
+      assert.deepEqual((await groups.history(alice.auth, { group: room.id, since: 0 })).messages, sent.slice(2))
+    } finally { detach() }
+  })
+})
