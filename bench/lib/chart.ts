@@ -78,8 +78,11 @@ function range (axis: Axis, values: number[]): [number, number] {
   if (axis.log === true) {
     return [axis.min ?? 10 ** Math.floor(Math.log10(min)), axis.max ?? 10 ** Math.ceil(Math.log10(max))]
   }
-  const ticks = niceTicks(min, max === min ? min + 1 : max)
-  return [axis.min ?? Math.min(min, ticks[0] ?? min), axis.max ?? Math.max(max, ticks[ticks.length - 1] ?? max)]
+  if (max === min) max = min + 1
+  // widen to whole tick steps so no line runs along the frame
+  const ticks = niceTicks(min, max)
+  const step = ticks.length > 1 ? (ticks[1] ?? 0) - (ticks[0] ?? 0) : 1
+  return [axis.min ?? Math.floor(min / step) * step, axis.max ?? Math.ceil(max / step) * step]
 }
 
 function esc (s: string): string {

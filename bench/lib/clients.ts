@@ -15,11 +15,27 @@ export function sdkClient (url: string, init: Partial<ClientInit> = {}): Talaria
   return createClient({ url, identity: createIdentity(), store: new MemoryStore(), WebSocket: WebSocket as unknown as WebSocketConstructor, ...init })
 }
 
-/** Connects clients `concurrency` at a time (each connect publishes records through its node). */
+/** Attempts of one client's `connect` during setup; a node busy starting may time an auth out. */
+export const CONNECT_ATTEMPTS = 3
+
+/**
+ * Connects clients `concurrency` at a time (each connect publishes records through its node).
+ * Setup is not measured: a failed connect is tried again, up to {@link CONNECT_ATTEMPTS} times.
+ */
 export async function connectAll (clients: readonly TalariaClient[], concurrency = 8): Promise<void> {
   let next = 0
   await Promise.all(Array.from({ length: Math.min(concurrency, clients.length) }, async () => {
-    while (next < clients.length) await clients[next++]?.connect()
+    while (next < clients.length) {
+      const client = clients[next++]
+      for (let attempt = 1; client !== undefined; attempt++) {
+        try {
+          await client.connect()
+          break
+        } catch (err) {
+          if (attempt >= CONNECT_ATTEMPTS) throw err
+        }
+      }
+    }
   }))
 }
 
