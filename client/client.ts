@@ -15,7 +15,7 @@
  */
 import { equalBytes, toHex } from '../protocol/bytes.js'
 import type { ClientEvents as WireEvents, EventFrame } from '../protocol/client-protocol.js'
-import { authSigningBytes, type ChallengeFrame, type ClientOps } from '../protocol/client-protocol.js'
+import { authSigningBytes, type ChallengeFrame, type ClientOp as ClientOpName, type ClientOps } from '../protocol/client-protocol.js'
 import { decodeValue, encodeValue, expectArray, expectBytes, expectObject, expectString, expectUint } from '../protocol/codec.js'
 import { MAX_TEXT_LENGTH, decodeContent, encodeContent, isUnknownContentType, type Content, type TextContent } from '../protocol/content.js'
 import { defaultCrypto } from '../protocol/crypto/index.js'
@@ -27,7 +27,7 @@ import {
 import { decodeEnvelope, encodeEnvelope, envelopeAssociatedData, type DirectEnvelope, type X3dhInit } from '../protocol/envelopes.js'
 import { TalariaError } from '../protocol/errors.js'
 import { encodeDeviceCertificate, encodeDeviceList, isDeviceActive, verifyDeviceList, type DeviceList } from '../protocol/identity.js'
-import { directConversationId, newMessageId, parseConversationId, parseDeviceId, parseMessageId, parseUserId, type ConversationId, type DeviceId, type MessageId, type UserId } from '../protocol/ids.js'
+import { directConversationId, newMessageId, parseConversationId, parseDeviceId, parseMessageId, parseUserId, type ConversationId, type DeviceId, type GroupId, type MessageId, type UserId } from '../protocol/ids.js'
 import { MAX_ADDR_LENGTH, MAX_ADDRS_PER_LOCATION, MAX_RECEIPT_IDS } from '../protocol/limits.js'
 import {
   decodeDevicesPayload, decodeRecord, encodeDevicesPayload, encodeLocationPayload, encodePrekeyPayload, prekeyBundleFromRecord,
@@ -39,6 +39,10 @@ import { ClientError, abortError } from './errors.js'
 import { deviceKeys, type ClientIdentity } from './identity.js'
 import { OrderingBuffer } from './ordering.js'
 import { MemoryStore, type ClientStore, type StoreOp } from './store.js'
+import {
+  ClientGroups, type CreateGroupOptions, type CreateRoomOptions, type GroupCallOptions, type GroupDirectContent, type GroupEvents
+} from './groups.js'
+import type { GroupRole, GroupSettings, GroupState } from '../protocol/groups/index.js'
 
 /** The node URL when none is given: a node on this machine with the default HTTP port. */
 export const DEFAULT_NODE_URL = 'ws://127.0.0.1:7780/v1'
@@ -117,6 +121,12 @@ export interface ClientInit {
   sentLogSize?: number
   receiptDelayMs?: number
   ackDelayMs?: number
+  /**
+   * Publish the device list, prekeys and location at connect (default true). A client that only
+   * uses rooms passes false: connect is then just `auth`, but nobody can start a 1:1 session with
+   * it, so it can neither receive direct messages nor group sender keys.
+   */
+  publishKeys?: boolean
 }
 
 /** A text message as the application sees it. */
@@ -135,8 +145,8 @@ export interface ClientMessage {
   peer?: UserId
 }
 
-/** The client's events and their payloads. */
-export interface ClientEvents {
+/** The client's events and their payloads (groups and rooms: see client/groups.ts). */
+export interface ClientEvents extends GroupEvents {
   message: ClientMessage
   receipt: { from: UserId, fromDevice: DeviceId, receipt: 'delivered' | 'read', ids: MessageId[] }
   /** Messages this device sent reached the recipient's node inbox or its mailbox replicas. */
@@ -165,6 +175,52 @@ export interface TalariaClient {
   markRead(ids: MessageId[], opts?: CallOptions): Promise<void>
   /** The active device ids of `user`, verified (a lookup unless cached). */
   devices(user: UserId, opts?: CallOptions & { refresh?: boolean }): Promise<DeviceId[]>
+  /** Creates a group with this user as owner and `members` added; resolves with its id. */
+  createGroup(opts: CreateGroupOptions, call?: GroupCallOptions): Promise<GroupId>
+  /** Admin+ (anyone when the policy is open): adds users and sends them the group's ops. */
+  addMembers(group: GroupId, users: UserId[], call?: GroupCallOptions): Promise<void>
+  /** Admin+: removes members; the next message rotates this device's sender key. */
+  removeMembers(group: GroupId, users: UserId[], call?: GroupCallOptions): Promise<void>
+  /** Leaves a group (the owner cannot: transfer or dismiss instead). */
+  leaveGroup(group: GroupId, call?: GroupCallOptions): Promise<void>
+  /** Invites users (they may then `joinGroup` whatever the policy) and sends them the group's ops. */
+  invite(group: GroupId, users: UserId[], call?: GroupCallOptions): Promise<void>
+  /** Asks to join a group whose policy is `approval`. */
+  requestJoin(group: GroupId, call?: GroupCallOptions): Promise<void>
+  /** Admin+: turns join requests into memberships and sends the users the group's ops. */
+  approve(group: GroupId, users: UserId[], call?: GroupCallOptions): Promise<void>
+  /** Joins a group that is open or that invited this user. */
+  joinGroup(group: GroupId, call?: GroupCallOptions): Promise<void>
+  /** Owner: makes a member an admin or an admin a member. */
+  setRole(group: GroupId, user: UserId, role: Exclude<GroupRole, 'owner'>, call?: GroupCallOptions): Promise<void>
+  /** Admin+: mutes members of lower rank until `untilMs` (ms since the epoch; 0 unmutes). */
+  mute(group: GroupId, users: UserId[], untilMs: number, call?: GroupCallOptions): Promise<void>
+  /** Admin+: while on, only admins and the owner may send. */
+  muteAll(group: GroupId, on: boolean, call?: GroupCallOptions): Promise<void>
+  /** Admin+: replaces the settings; fields not given keep their current values. */
+  updateGroupSettings(group: GroupId, settings: Partial<GroupSettings>, call?: GroupCallOptions): Promise<void>
+  /** Owner: another member becomes owner, this user becomes admin. */
+  transferOwnership(group: GroupId, user: UserId, call?: GroupCallOptions): Promise<void>
+  /** Admin+: bans users (removing members among them). */
+  ban(group: GroupId, users: UserId[], call?: GroupCallOptions): Promise<void>
+  /** Admin+: lifts bans. */
+  unban(group: GroupId, users: UserId[], call?: GroupCallOptions): Promise<void>
+  /** Owner: ends the group. */
+  dismissGroup(group: GroupId, call?: GroupCallOptions): Promise<void>
+  /** Sends an end-to-end encrypted text to a group; resolves with its id once the node holds it durably. */
+  sendGroup(group: GroupId, text: string, call?: GroupCallOptions): Promise<MessageId>
+  /** The state of a group or room as this device's own verified log has it; undefined when unknown. */
+  group(group: GroupId): GroupState | undefined
+  /** Every group and room this device knows. */
+  groups(): GroupId[]
+  /** Creates a room (public, moderated, not end-to-end encrypted); resolves with its id. */
+  createRoom(opts: CreateRoomOptions, call?: GroupCallOptions): Promise<GroupId>
+  /** Enters a room: its messages arrive as `roomMessage` events until `leaveRoom`. */
+  enterRoom(room: GroupId, call?: GroupCallOptions): Promise<void>
+  /** Leaves a room. */
+  leaveRoom(room: GroupId, call?: GroupCallOptions): Promise<void>
+  /** Sends a signed, plaintext room message; resolves with its id once the node holds it. */
+  sendRoom(room: GroupId, text: string, call?: GroupCallOptions): Promise<MessageId>
   on<E extends keyof ClientEvents>(event: E, listener: (payload: ClientEvents[E]) => void): () => void
   /** Flushes acks, closes the connection and the store. */
   close(opts?: CallOptions): Promise<void>
@@ -277,6 +333,7 @@ class DefaultTalariaClient implements TalariaClient {
   private sendsInFlight = 0
   private sendWaiter = false
   private sendPaceTimer: ReturnType<typeof setTimeout> | undefined
+  private readonly groupsLayer: ClientGroups
 
   constructor (init: ClientInit) {
     this.init = init
@@ -299,6 +356,26 @@ class DefaultTalariaClient implements TalariaClient {
       skipped: (stream, fromSeq, toSeq) => {
         this.emitError(new ClientError('ERR_TIMEOUT', `gave up waiting for ${stream} seq ${fromSeq}..${toSeq}`), 'gap')
       }
+    })
+    this.groupsLayer = new ClientGroups({
+      identity: () => this.identity,
+      crypto: this.crypto,
+      store: this.store,
+      log: this.log,
+      request: async (op, body, opts) => await this.requestRetrying(undefined, op, body, opts.deadline, opts.signal),
+      sendDirect: async (user, device, content, opts) => {
+        await this.sendControl(user, device, directConversationId(this.userId, user, this.crypto), content, opts)
+      },
+      devicesOf: async (user, signal) => await this.devices(user, signal !== undefined ? { signal } : {}),
+      emit: (event, payload) => { this.emit(event, payload as ClientEvents[typeof event]) },
+      emitError: (error, context) => { this.emitError(error, context) },
+      spawn: (p, context) => { this.spawn(p, context) },
+      closing: () => this.closing
+    }, {
+      timeoutMs: init.sendTimeoutMs ?? DEFAULT_SEND_TIMEOUT_MS,
+      ...(init.gapTimeoutMs !== undefined ? { gapTimeoutMs: init.gapTimeoutMs } : {}),
+      ...(init.gapMaxRequests !== undefined ? { gapMaxRequests: init.gapMaxRequests } : {}),
+      ...(init.maxSeenIds !== undefined ? { maxSeenIds: init.maxSeenIds } : {})
     })
   }
 
@@ -385,6 +462,7 @@ class DefaultTalariaClient implements TalariaClient {
         this.log.warn({ err }, 'dropping an unreadable pending message')
       }
     }
+    await this.groupsLayer.start()
   }
 
   private async connectOnce (signal?: AbortSignal): Promise<void> {
@@ -411,10 +489,12 @@ class DefaultTalariaClient implements TalariaClient {
     this.reconnectAttempt = 0
     const refreshMs = this.init.locationRefreshMs ?? DEFAULT_LOCATION_REFRESH_MS
     clearInterval(this.refreshTimer)
-    this.refreshTimer = setInterval(() => { this.spawn(this.publishLocation(conn), 'location refresh') }, refreshMs)
+    if (this.init.publishKeys !== false) this.refreshTimer = setInterval(() => { this.spawn(this.publishLocation(conn), 'location refresh') }, refreshMs)
     this.log.info({ node: conn.challenge.node, url: this.url }, 'connected')
     this.emit('connected', { node: conn.challenge.node, url: this.url })
     for (const w of [...this.waiters]) w()
+    // what the groups said while this device was away, and rooms entered before a reconnect
+    this.spawn(this.groupsLayer.onConnected(), 'group sync')
   }
 
   private async handshake (conn: Connection, signal?: AbortSignal): Promise<void> {
@@ -423,6 +503,7 @@ class DefaultTalariaClient implements TalariaClient {
     const ch = conn.challenge
     const sig = this.crypto.ed25519Sign(id.device.signingSeed, authSigningBytes(ch.nonce, ch.node, this.userId, this.deviceId))
     await conn.request('auth', { user: this.userId, device: this.deviceId, cert: encodeDeviceCertificate(id.device.cert), deviceList: encodeDeviceList(id.deviceList), sig }, sOpt)
+    if (this.init.publishKeys === false) return
     // adopt a newer device list of this user if one was published (by another device)
     let publishList = true
     // a failed lookup is not fatal: this device then publishes the list it holds
@@ -553,6 +634,7 @@ class DefaultTalariaClient implements TalariaClient {
     for (const w of [...this.waiters]) w()
     this.failExpired(new ClientError('ERR_CLOSED', 'client closed'))
     this.ordering.close()
+    this.groupsLayer.close()
     await this.flushAcks().catch(() => {})
     clearTimeout(this.ackTimer)
     // requests still in flight fail at once instead of running into their timeouts
@@ -585,13 +667,24 @@ class DefaultTalariaClient implements TalariaClient {
    * A request that waits out rate limits and transient unavailability (the node's hint, else a
    * short pause) until the deadline; other failures are thrown at once.
    */
-  private async requestRetrying<Op extends 'lookup' | 'ack' | 'publish'> (conn: Connection, op: Op, body: ClientOps[Op]['req'], deadline: number, signal?: AbortSignal): Promise<ClientOps[Op]['res']> {
+  private async requestRetrying<Op extends ClientOpName> (fixed: Connection | undefined, op: Op, body: ClientOps[Op]['req'], deadline: number, signal?: AbortSignal): Promise<ClientOps[Op]['res']> {
     for (;;) {
+      // without a fixed connection: whichever is current, waiting across reconnects (the ops
+      // this is used for are idempotent, so a retry after a lost answer is safe)
+      const conn = fixed ?? await this.whenConnected(deadline, signal)
       try {
-        return await conn.request(op, body, signal !== undefined ? { signal } : {})
+        return await conn.request(op, body, {
+          ...(signal !== undefined ? { signal } : {}),
+          ...(fixed === undefined ? { timeoutMs: Math.max(1, Math.min(deadline - Date.now(), this.init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS)) } : {})
+        })
       } catch (err) {
         const code = err instanceof TalariaError ? err.code : ''
-        if (!(code === 'ERR_RATE_LIMITED' || code === 'ERR_USER_RATE_LIMITED' || code === 'ERR_UNAVAILABLE') || Date.now() >= deadline || this.closing) throw err
+        const transient = code === 'ERR_RATE_LIMITED' || code === 'ERR_USER_RATE_LIMITED' || code === 'ERR_UNAVAILABLE' ||
+          (fixed === undefined && (code === 'ERR_DISCONNECTED' || code === 'ERR_TIMEOUT'))
+        if (!transient || Date.now() >= deadline || this.closing || signal?.aborted === true) throw err
+        // a socket that is closing refuses at once while it still looks open: yield to the event
+        // loop so its close is processed, rather than spinning on it
+        if (code === 'ERR_DISCONNECTED') { await new Promise((resolve) => setTimeout(resolve, 20)); continue }
         const hint = (err as { retryAfterMs?: number }).retryAfterMs ?? DEFAULT_SEND_RETRY_MS
         await new Promise((resolve) => setTimeout(resolve, Math.max(1, Math.min(hint, deadline - Date.now()))))
       }
@@ -859,10 +952,10 @@ class DefaultTalariaClient implements TalariaClient {
     }
   }
 
-  /** Sends a receipt or gap request to one device. */
-  private async sendControl (user: UserId, device: DeviceId, conv: ConversationId, content: Content): Promise<void> {
-    const deadline = Date.now() + (this.init.sendTimeoutMs ?? DEFAULT_SEND_TIMEOUT_MS)
-    const peer = (await this.loadSessionsFor(device)) ? { user, device, exchangeKey: new Uint8Array(0) } : await this.peerDevice(user, device)
+  /** Sends a receipt, a gap request or group content to one device. */
+  private async sendControl (user: UserId, device: DeviceId, conv: ConversationId, content: Content, opts: { deadline?: number, signal?: AbortSignal } = {}): Promise<void> {
+    const deadline = opts.deadline ?? Date.now() + (this.init.sendTimeoutMs ?? DEFAULT_SEND_TIMEOUT_MS)
+    const peer = (await this.loadSessionsFor(device)) ? { user, device, exchangeKey: new Uint8Array(0) } : await this.peerDevice(user, device, opts.signal)
     if (peer === undefined) throw new ClientError('ERR_NO_DEVICES', `device ${device} is not in ${user}'s device list`)
     const env = await this.lock.run(async () => {
       const entry = await this.sendingSession(peer)
@@ -872,13 +965,44 @@ class DefaultTalariaClient implements TalariaClient {
       await this.commit([this.sessionOp(device, this.sessions.get(device)!)], [device])
       return e
     })
-    await this.submit([env.bytes], deadline)
+    await this.submit([env.bytes], deadline, opts.signal)
   }
 
   private async loadSessionsFor (device: DeviceId): Promise<boolean> {
     await this.lock.run(async () => { await this.loadSessions(device) })
     return this.hasSendingSession(device)
   }
+
+  // ---- groups and rooms (client/groups.ts) ---------------------------------------------------
+
+  private groupsReady (): ClientGroups {
+    if (this.closing) throw new ClientError('ERR_CLOSED', 'client is closed')
+    return this.groupsLayer
+  }
+
+  async createGroup (opts: CreateGroupOptions, call: GroupCallOptions = {}): Promise<GroupId> { return await this.groupsReady().createGroup(opts, call) }
+  async addMembers (group: GroupId, users: UserId[], call: GroupCallOptions = {}): Promise<void> { await this.groupsReady().addMembers(group, users, call) }
+  async removeMembers (group: GroupId, users: UserId[], call: GroupCallOptions = {}): Promise<void> { await this.groupsReady().removeMembers(group, users, call) }
+  async leaveGroup (group: GroupId, call: GroupCallOptions = {}): Promise<void> { await this.groupsReady().leaveGroup(group, call) }
+  async invite (group: GroupId, users: UserId[], call: GroupCallOptions = {}): Promise<void> { await this.groupsReady().invite(group, users, call) }
+  async requestJoin (group: GroupId, call: GroupCallOptions = {}): Promise<void> { await this.groupsReady().requestJoin(group, call) }
+  async approve (group: GroupId, users: UserId[], call: GroupCallOptions = {}): Promise<void> { await this.groupsReady().approve(group, users, call) }
+  async joinGroup (group: GroupId, call: GroupCallOptions = {}): Promise<void> { await this.groupsReady().joinGroup(group, call) }
+  async setRole (group: GroupId, user: UserId, role: Exclude<GroupRole, 'owner'>, call: GroupCallOptions = {}): Promise<void> { await this.groupsReady().setRole(group, user, role, call) }
+  async mute (group: GroupId, users: UserId[], untilMs: number, call: GroupCallOptions = {}): Promise<void> { await this.groupsReady().mute(group, users, untilMs, call) }
+  async muteAll (group: GroupId, on: boolean, call: GroupCallOptions = {}): Promise<void> { await this.groupsReady().muteAll(group, on, call) }
+  async updateGroupSettings (group: GroupId, settings: Partial<GroupSettings>, call: GroupCallOptions = {}): Promise<void> { await this.groupsReady().updateGroupSettings(group, settings, call) }
+  async transferOwnership (group: GroupId, user: UserId, call: GroupCallOptions = {}): Promise<void> { await this.groupsReady().transferOwnership(group, user, call) }
+  async ban (group: GroupId, users: UserId[], call: GroupCallOptions = {}): Promise<void> { await this.groupsReady().ban(group, users, call) }
+  async unban (group: GroupId, users: UserId[], call: GroupCallOptions = {}): Promise<void> { await this.groupsReady().unban(group, users, call) }
+  async dismissGroup (group: GroupId, call: GroupCallOptions = {}): Promise<void> { await this.groupsReady().dismissGroup(group, call) }
+  async sendGroup (group: GroupId, text: string, call: GroupCallOptions = {}): Promise<MessageId> { return await this.groupsReady().sendGroup(group, text, call) }
+  group (group: GroupId): GroupState | undefined { return this.groupsLayer.group(group) }
+  groups (): GroupId[] { return this.groupsLayer.list() }
+  async createRoom (opts: CreateRoomOptions, call: GroupCallOptions = {}): Promise<GroupId> { return await this.groupsReady().createRoom(opts, call) }
+  async enterRoom (room: GroupId, call: GroupCallOptions = {}): Promise<void> { await this.groupsReady().enterRoom(room, call) }
+  async leaveRoom (room: GroupId, call: GroupCallOptions = {}): Promise<void> { await this.groupsReady().leaveRoom(room, call) }
+  async sendRoom (room: GroupId, text: string, call: GroupCallOptions = {}): Promise<MessageId> { return await this.groupsReady().sendRoom(room, text, call) }
 
   async markRead (ids: MessageId[], opts: CallOptions = {}): Promise<void> {
     const byDevice = new Map<DeviceId, { user: UserId, conv: ConversationId, ids: MessageId[] }>()
@@ -901,6 +1025,12 @@ class DefaultTalariaClient implements TalariaClient {
   // ---- receiving ----------------------------------------------------------------------------
 
   private onEvent (frame: EventFrame): void {
+    switch (frame.ev) {
+      case 'group': this.groupsLayer.onGroupEvent(frame.body as WireEvents['group']); return
+      case 'groupOp': this.spawn(this.groupsLayer.onGroupOp(frame.body as WireEvents['groupOp']), 'group op'); return
+      case 'groupLag': this.groupsLayer.onGroupLag(frame.body as WireEvents['groupLag']); return
+      default: break
+    }
     if (frame.ev === 'message') {
       const body = frame.body as WireEvents['message']
       if (this.incoming.length >= DEFAULT_MAX_INCOMING_QUEUE) {
@@ -972,8 +1102,11 @@ class DefaultTalariaClient implements TalariaClient {
       if (result.message !== undefined) this.ordering.offer(result.message)
     } else if (c.type === 'receipt') {
       this.emit('receipt', { from: env.from.user, fromDevice: env.from.device, receipt: c.receipt, ids: c.ids })
-    } else {
+    } else if (c.type === 'gap') {
       this.spawn(this.resend(env.from.user, env.from.device, c.conv, c.fromSeq, c.toSeq), 'resend')
+    } else if (isGroupContent(c)) {
+      // kept in the store since the batch above; handled before the next envelope
+      await this.groupsLayer.handleDirect(env.from.user, env.from.device, c, env.id)
     }
   }
 
@@ -1070,6 +1203,8 @@ class DefaultTalariaClient implements TalariaClient {
     } else if (content.type === 'gap' && !this.partyOf(content.conv, env.from.user)) {
       await this.commit(ops, [env.from.device])
       return undefined
+    } else if (isGroupContent(content)) {
+      ops.push(...this.groupsLayer.inboxOps(env.id, env.from, content))
     }
     await this.commit(ops, [env.from.device])
     return message === undefined && content.type === 'text' ? undefined : { content, ...(message !== undefined ? { message } : {}) }
@@ -1204,6 +1339,11 @@ class DefaultTalariaClient implements TalariaClient {
     })
     await this.submit(envs.map((e) => e.bytes), Date.now() + (this.init.sendTimeoutMs ?? DEFAULT_SEND_TIMEOUT_MS))
   }
+}
+
+/** True for the 1:1 content that carries group state (`senderKey`, `groupInvite`). */
+function isGroupContent (c: { type: string }): c is GroupDirectContent {
+  return c.type === 'senderKey' || c.type === 'groupInvite'
 }
 
 // ---- persisted forms ------------------------------------------------------------------------

@@ -17,3 +17,10 @@ export { OrderingBuffer, DEFAULT_GAP_TIMEOUT_MS, DEFAULT_GAP_MAX_REQUESTS, DEFAU
 export type { OrderingBufferInit, OrderingTimers, Sequenced } from './ordering.js'
 export { Connection, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_MAX_INCOMING_FRAME_BYTES, DEFAULT_MAX_IN_FLIGHT } from './connection.js'
 export type { WebSocketLike, WebSocketConstructor, ConnectionInit } from './connection.js'
+export {
+  ClientGroups, MAX_HELD_PER_GROUP, MAX_HELD_UNKNOWN_GROUPS, MAX_KEYS_PER_SENDER, MAX_INVITE_OPS, MAX_HISTORY_PAGES, MAX_GROUP_EVENT_QUEUE,
+  MAX_RECENT_ROOM_IDS, DEFAULT_MAX_GROUP_SEEN_IDS
+} from './groups.js'
+export type {
+  GroupMessage, RoomMessage, GroupChange, GroupEvents, CreateGroupOptions, CreateRoomOptions, GroupCallOptions, FanOutResult, GroupDirectContent
+} from './groups.js'

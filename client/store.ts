@@ -10,7 +10,10 @@
 import { ClientError, abortError } from './errors.js'
 
 /** The namespaces the SDK uses; each is a separate keyspace. */
-export const STORE_NAMESPACES = ['meta', 'sessions', 'seen', 'seen-order', 'counters', 'sent', 'pending'] as const
+export const STORE_NAMESPACES = [
+  'meta', 'sessions', 'seen', 'seen-order', 'counters', 'sent', 'pending',
+  'group-ops', 'group-keys', 'group-keydist', 'group-recv', 'group-pending', 'group-seen', 'group-seen-order', 'group-inbox'
+] as const
 /** A keyspace of a {@link ClientStore}. */
 export type StoreNamespace = typeof STORE_NAMESPACES[number]
 
