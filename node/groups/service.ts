@@ -94,7 +94,12 @@ interface Loaded {
 
 type Envelope = GroupEnvelope | RoomEnvelope
 
-type Check = { ok: true } | { ok: false, verdict: ValidationResult, code: ClientErrorCode, reason: string }
+type Check = { ok: true } | { ok: false, verdict: ValidationResult, code: ClientErrorCode, reason: string, retry?: boolean }
+
+/** Messages held for another check because this node could not judge them yet, at most. */
+export const MAX_UNJUDGED_MESSAGES = 1000
+/** When such a message is checked again, after the first check (the directory's negative cache lasts 5 s). */
+export const UNJUDGED_RETRY_DELAYS_MS: readonly number[] = [1_000, 6_000, 20_000]
 
 function clientError (code: ClientErrorCode, message: string, opts: { cause?: unknown, retryAfterMs?: number } = {}): ClientProtocolError {
   return new ClientProtocolError(code, message, opts)
@@ -184,6 +189,8 @@ export class DefaultGroupService implements GroupService {
   private readonly opFetches = new Map<GroupId, Promise<Loaded | undefined>>()
   /** Room send times per (room, user), newest last. */
   private readonly sendTimes = new Map<string, number[]>()
+  /** Messages held for another check, by group/id, with their timers. */
+  private readonly unjudged = new Map<string, ReturnType<typeof setTimeout>>()
   private readonly writer: GroupWriter
   private sweeper: ReturnType<typeof setInterval> | undefined
   private offSubscriptions: (() => void) | undefined
@@ -233,6 +240,8 @@ export class DefaultGroupService implements GroupService {
     this.started = false
     clearInterval(this.sweeper)
     this.offSubscriptions?.()
+    for (const timer of this.unjudged.values()) clearTimeout(timer)
+    this.unjudged.clear()
     for (const group of [...this.subscribed.keys()]) this.unsubscribe(group)
   }
 
@@ -614,10 +623,11 @@ export class DefaultGroupService implements GroupService {
     const refusal = log.canSend(env.from.user, fetched ? env.sentAt : now)
     if (refusal !== null) {
       // with ops still missing, the sender may be a member this node does not know of yet
-      return { ok: false, verdict: log.missing().length > 0 ? 'ignore' : 'reject', code: refusal.code, reason: refusal.reason }
+      const missing = log.missing().length > 0
+      return { ok: false, verdict: missing ? 'ignore' : 'reject', code: refusal.code, reason: refusal.reason, retry: missing }
     }
     const key = await this.deviceKey(env.from.user, env.from.device)
-    if (key === undefined) return { ok: false, verdict: 'ignore', code: 'ERR_INVALID_ENVELOPE', reason: 'unknown or inactive sender device' }
+    if (key === undefined) return { ok: false, verdict: 'ignore', code: 'ERR_INVALID_ENVELOPE', reason: 'unknown or inactive sender device', retry: true }
     try {
       if (env.kind === 'group') verifyGroupEnvelope(env, key)
       else verifyRoomEnvelope(env, key)
@@ -668,9 +678,46 @@ export class DefaultGroupService implements GroupService {
     const check = await this.checkRemote(group, loaded, env, false)
     if (!check.ok) {
       this.log.debug({ group, from, code: check.code, reason: check.reason }, 'gossip message refused')
+      if (check.retry === true) this.holdUnjudged(group, env, frame.bytes, 0)
       return check.verdict
     }
     return 'accept'
+  }
+
+  /**
+   * Keeps a message this node could not judge (its sender's device list was not found, or ops are
+   * missing) and checks it again later: gossip delivers a message once, and dropping it here
+   * would lose it for this node's members. Bounded; the oldest held go first.
+   */
+  private holdUnjudged (group: GroupId, env: Envelope, bytes: Uint8Array, attempt: number): void {
+    const delay = UNJUDGED_RETRY_DELAYS_MS[attempt]
+    if (delay === undefined || !this.started) return
+    const key = `${group}/${env.id}`
+    const prev = this.unjudged.get(key)
+    if (prev !== undefined) clearTimeout(prev)
+    const timer = setTimeout(() => {
+      this.unjudged.delete(key)
+      this.background(this.rejudge(group, env, bytes, attempt), 'check a held message again')
+    }, delay)
+    timer.unref()
+    this.unjudged.set(key, timer)
+    for (const [k, t] of this.unjudged) {
+      if (this.unjudged.size <= MAX_UNJUDGED_MESSAGES) break
+      clearTimeout(t)
+      this.unjudged.delete(k)
+    }
+  }
+
+  private async rejudge (group: GroupId, env: Envelope, bytes: Uint8Array, attempt: number): Promise<void> {
+    const loaded = this.subscribed.has(group) ? this.loaded.get(group) : undefined
+    if (loaded === undefined) return
+    // judged as history: the message is older now than gossip allows
+    const check = await this.checkRemote(group, loaded, env, true)
+    if (check.ok) {
+      await this.acceptMessage(group, loaded, env, bytes)
+      return
+    }
+    if (check.retry === true) this.holdUnjudged(group, env, bytes, attempt + 1)
   }
 
   /** An accepted message (ops were handled by the validator): store it and push it to local recipients. */
@@ -685,18 +732,19 @@ export class DefaultGroupService implements GroupService {
     }
     const loaded = this.loaded.get(group)
     if (loaded === undefined) return
-    const bytes = data.subarray(1)
-    const now = this.now()
-    this.background((async () => {
-      const created = await this.writer.write(group, { id: env.id, sentAt: env.sentAt, receivedAt: now, body: bytes })
-      if (!created) return
-      let body: ClientEvents['group'] = { envelope: bytes }
-      if (env.kind === 'room') {
-        const filter = this.wordFilter(loaded)
-        if (filter?.mode === 'mask' && filter.wf.test(env.text)) body = { envelope: bytes, text: filter.wf.mask(env.text) }
-      }
-      this.push(this.messageRecipients(group, loaded.log), group, 'group', body)
-    })(), 'store a gossip message')
+    this.background(this.acceptMessage(group, loaded, env, data.subarray(1)), 'store a gossip message')
+  }
+
+  /** Stores a checked message from another node and pushes it to local recipients, once. */
+  private async acceptMessage (group: GroupId, loaded: Loaded, env: Envelope, bytes: Uint8Array): Promise<void> {
+    const created = await this.writer.write(group, { id: env.id, sentAt: env.sentAt, receivedAt: this.now(), body: bytes })
+    if (!created) return
+    let body: ClientEvents['group'] = { envelope: bytes }
+    if (env.kind === 'room') {
+      const filter = this.wordFilter(loaded)
+      if (filter?.mode === 'mask' && filter.wf.test(env.text)) body = { envelope: bytes, text: filter.wf.mask(env.text) }
+    }
+    this.push(this.messageRecipients(group, loaded.log), group, 'group', body)
   }
 
   // ---- history --------------------------------------------------------------------------------
@@ -725,7 +773,10 @@ export class DefaultGroupService implements GroupService {
   private async peersFor (group: GroupId, opts: CallOptions): Promise<string[]> {
     const topic = groupTopic(group)
     const now = this.c.pubsub.getSubscribers(topic)
-    if (now.length > 0 || this.subscriberWaitMs === 0) return now.slice(0, DEFAULT_FETCH_PEERS)
+    // on the topic for a while already: the subscribers known now are all there is to ask
+    const on = this.subscribed.get(group)
+    const settled = on !== undefined && this.now() - on >= this.subscriberWaitMs
+    if (now.length > 0 || this.subscriberWaitMs === 0 || settled) return now.slice(0, DEFAULT_FETCH_PEERS)
     await new Promise<void>((resolve) => {
       const done = (): void => {
         clearTimeout(timer)
@@ -919,6 +970,11 @@ export class DefaultGroupService implements GroupService {
   /** The state of a group as this node holds it in memory or storage; undefined when unknown. */
   async state (group: GroupId): Promise<GroupLog['state'] | undefined> {
     return (await this.getLoaded(group))?.log.state
+  }
+
+  /** Messages held for another check (their sender could not be judged yet). */
+  heldMessages (): number {
+    return this.unjudged.size
   }
 
   /** Groups whose topic this node is on. */

@@ -93,6 +93,19 @@ describe('groups across nodes', () => {
     }
   })
 
+  it('holds a message whose sender device it cannot find yet, and delivers it once the device list appears', async () => {
+    const frank = member()
+    const add = g.op(alice, { type: 'add', users: [frank.ref.user] })
+    await a.groups().submitOps(alice.auth, { group: g.id, ops: [add.bytes] })
+    await waitUntil(async () => (await b.groups().state(g.id))?.members.has(frank.ref.user) === true, { what: 'node B knows frank is a member' })
+    // frank's device list is nowhere yet: node A cannot check the signature when the message arrives
+    const m = groupMessage(frank, g.id, 'early')
+    await b.groups().send(frank.auth, new RecordingGroupSink(), { envelope: m.bytes })
+    await waitUntil(() => a.groups().heldMessages() > 0, { what: 'node A holds the message it cannot judge yet' })
+    await publishDevices(b, frank)
+    await sinks.alice.until(() => sinks.alice.messages().some((e) => idOf(e.envelope) === m.id), 'alice gets frank\'s message', 40_000)
+  })
+
   it('drops garbage, forged and non-member messages from a hostile peer, lowering its score', async () => {
     const hostile = await startNode()
     const topic = groupTopic(g.id)
