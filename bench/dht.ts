@@ -17,6 +17,7 @@ import type { UserId } from '../protocol/ids.js'
 import { cdfPoints, writeChart } from './lib/chart.js'
 import { closeAll, connectAll, sdkClient } from './lib/clients.js'
 import { boundRun, sleep, startCluster } from './lib/cluster.js'
+import { cpuSeconds } from './lib/proc.js'
 import { numberArg, RESULTS_DIR, runStamp, writeResult } from './lib/result.js'
 import { fmt, summarise, type LatencySummary } from './lib/stats.js'
 
@@ -83,8 +84,14 @@ const killCount = Math.round(settings.nodes * settings.killFraction)
 const survivors = settings.nodes - killCount
 const clients: TalariaClient[] = []
 const phases: Phase[] = []
+let idleCpuPercentPerNode = Number.NaN
 try {
+  // a mesh's own upkeep (DHT refresh, gossipsub heartbeats, pings) grows with its size: on 2 cores
+  // it decides whether a 50-node mesh fits at all, so it is measured before any lookup
+  const cpu0 = cluster.nodes.reduce((sum, n) => sum + cpuSeconds(n.pid), 0)
   await sleep(settings.settleMs)
+  idleCpuPercentPerNode = 100 * (cluster.nodes.reduce((sum, n) => sum + cpuSeconds(n.pid), 0) - cpu0) / (settings.settleMs / 1000) / settings.nodes
+  console.log(`idle mesh: ${fmt(idleCpuPercentPerNode, 1)}% of a core per node, ${fmt(idleCpuPercentPerNode * settings.nodes / 100, 2)} cores in all`)
   const publish = async (offset: number): Promise<Array<{ id: UserId, node: number }>> => {
     const made = Array.from({ length: settings.users }, (_, k) => {
       const node = (offset + k * 7) % settings.nodes
@@ -127,6 +134,7 @@ await writeChart(chart, {
 if (unhandled > 0) console.log(`\nclient rejections nobody awaited: ${unhandled} (first: ${firstUnhandled ?? ''})`)
 const file = await writeResult('dht', stamp, settings, {
   startSeconds,
+  idleCpuPercentPerNode,
   unhandledClientRejections: unhandled,
   phases: phases.map((p) => ({ name: p.name, failures: p.failures, latency: p.summary }))
 })
