@@ -84,7 +84,7 @@ const killCount = Math.round(settings.nodes * settings.killFraction)
 const survivors = settings.nodes - killCount
 const clients: TalariaClient[] = []
 const phases: Phase[] = []
-let idleCpuPercentPerNode = Number.NaN
+let idleCpuPercentPerNode: number | undefined
 try {
   // a mesh's own upkeep (DHT refresh, gossipsub heartbeats, pings) grows with its size: on 2 cores
   // it decides whether a 50-node mesh fits at all, so it is measured before any lookup
@@ -134,7 +134,7 @@ await writeChart(chart, {
 if (unhandled > 0) console.log(`\nclient rejections nobody awaited: ${unhandled} (first: ${firstUnhandled ?? ''})`)
 const file = await writeResult('dht', stamp, settings, {
   startSeconds,
-  idleCpuPercentPerNode,
+  idleCpuPercentPerNode: idleCpuPercentPerNode ?? null,
   unhandledClientRejections: unhandled,
   phases: phases.map((p) => ({ name: p.name, failures: p.failures, latency: p.summary }))
 })
