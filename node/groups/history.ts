@@ -27,6 +27,8 @@ export const MAX_OUTBOUND_HISTORY_STREAMS = 8
 export interface HistorySource {
   messages(group: GroupId, since: number, after: HistoryPosition | undefined, limit: number): Promise<{ items: Uint8Array[], next?: HistoryPosition } | undefined>
   ops(group: GroupId, from: number, limit: number): Promise<{ items: Uint8Array[], next?: number } | undefined>
+  /** A keep request from `peer`: resolves with an error code when refused, undefined when taken. */
+  keep(group: GroupId, peer: string): Promise<string | undefined>
 }
 
 /** What the history client uses. */
@@ -57,11 +59,16 @@ export function historyStreamHandler (source: HistorySource, components: { logge
       if (body === undefined) throw new TalariaError('ERR_BAD_FRAME', 'history stream ended before a request')
       const req = decodeHistoryRequest(body)
       let res: HistoryResponse
-      const page = req.op === 'messages'
-        ? await source.messages(req.group, req.since, req.after, req.limit)
-        : await source.ops(req.group, req.from, req.limit)
-      if (page === undefined) res = { ok: false, code: 'ERR_NOT_FOUND' }
-      else res = { ok: true, items: page.items, ...(page.next !== undefined ? { next: page.next } : {}) }
+      if (req.op === 'keep') {
+        const refused = await source.keep(req.group, connection.remotePeer.toString())
+        res = refused === undefined ? { ok: true, items: [] } : { ok: false, code: refused }
+      } else {
+        const page = req.op === 'messages'
+          ? await source.messages(req.group, req.since, req.after, req.limit)
+          : await source.ops(req.group, req.from, req.limit)
+        if (page === undefined) res = { ok: false, code: 'ERR_NOT_FOUND' }
+        else res = { ok: true, items: page.items, ...(page.next !== undefined ? { next: page.next } : {}) }
+      }
       await writeFrame(stream, encodeHistoryResponse(res), { signal: components.shutdown })
       await stream.close().catch(() => {})
     } catch (err) {

@@ -4,6 +4,7 @@
  * and rooms; the gossip validators of group topics; durable group history with retention; and the
  * history protocol's fetches when this node missed something. See docs/GROUPS.md.
  */
+import { createHash } from 'node:crypto'
 import type { Logger } from 'pino'
 import { ClientProtocolError, MAX_FRAME_LIST_ITEMS, type ClientErrorCode, type ClientEvents, type ClientOps } from '../../protocol/client-protocol.js'
 import { decodeValue, encodeValue, expectObject, expectUint } from '../../protocol/codec.js'
@@ -52,6 +53,12 @@ export interface GroupServiceInit {
   subscriberWaitMs?: number
   /** Retention sweep period; 0 turns it off. Default {@link DEFAULT_GROUP_SWEEP_INTERVAL_MS}. */
   sweepIntervalMs?: number
+  /** Replicas asked to keep each group this node's clients send to; 0 turns replication off. Default {@link DEFAULT_GROUP_REPLICAS}. */
+  replicas?: number
+  /** Period of keep rounds. Default {@link DEFAULT_KEEP_INTERVAL_MS}. */
+  keepIntervalMs?: number
+  /** Groups this node keeps as a replica. Default {@link DEFAULT_MAX_REPLICA_GROUPS}. */
+  maxReplicaGroups?: number
 }
 
 /** The pubsub operations the service uses (the node's DefaultPubSub and its events). */
@@ -73,6 +80,10 @@ export interface GroupServiceComponents {
   directory: Pick<DirectoryService, 'getDeviceList'>
   /** One history protocol request to `peer`. */
   requestHistory: (peer: string, req: HistoryRequest, opts: CallOptions) => Promise<HistoryResponse>
+  /** Up to `count` peers closest to `key` in the DHT, nearest first, this node excluded. None: no replicas. */
+  closestPeers?: (key: Uint8Array, count: number, opts: CallOptions) => Promise<string[]>
+  /** True when this node is among the `count` nodes it knows closest to `key`. */
+  isNearest?: (key: Uint8Array, count: number) => Promise<boolean>
   logger: Logger
   shutdown: AbortSignal
   /** Clock, ms since the epoch. */
@@ -96,6 +107,19 @@ type Envelope = GroupEnvelope | RoomEnvelope
 
 type Check = { ok: true } | { ok: false, verdict: ValidationResult, code: ClientErrorCode, reason: string, retry?: boolean }
 
+/** Nodes nearest a group's key asked to keep a copy of it (replicas). */
+export const DEFAULT_GROUP_REPLICAS = 3
+/** How often a node sends keep requests for the groups its clients sent to, in milliseconds. */
+export const DEFAULT_KEEP_INTERVAL_MS = 2_000
+/** Groups one keep round covers at most; the rest wait for the next round. */
+export const MAX_KEEP_GROUPS_PER_ROUND = 64
+/** How long a group's replica set is cached, in milliseconds. */
+export const REPLICA_SET_TTL_MS = 5 * 60_000
+/** Keep rounds one group gets in a row while fewer than two replicas take it. */
+export const MAX_KEEP_ATTEMPTS = 10
+/** Groups a node keeps as a replica, at most. */
+export const DEFAULT_MAX_REPLICA_GROUPS = 1000
+
 /** Messages held for another check because this node could not judge them yet, at most. */
 export const MAX_UNJUDGED_MESSAGES = 1000
 /** When such a message is checked again, after the first check (the directory's negative cache lasts 5 s). */
@@ -103,6 +127,11 @@ export const UNJUDGED_RETRY_DELAYS_MS: readonly number[] = [1_000, 6_000, 20_000
 
 function clientError (code: ClientErrorCode, message: string, opts: { cause?: unknown, retryAfterMs?: number } = {}): ClientProtocolError {
   return new ClientProtocolError(code, message, opts)
+}
+
+/** The DHT key whose nearest nodes keep a group's replicas: SHA-256('talaria/group/' + id). */
+export function groupReplicaKey (group: GroupId): Uint8Array {
+  return new Uint8Array(createHash('sha256').update('talaria/group/' + group, 'utf8').digest())
 }
 
 function groupOf (env: Envelope): GroupId {
@@ -191,6 +220,18 @@ export class DefaultGroupService implements GroupService {
   private readonly sendTimes = new Map<string, number[]>()
   /** Messages held for another check, by group/id, with their timers. */
   private readonly unjudged = new Map<string, ReturnType<typeof setTimeout>>()
+  private readonly replicas: number
+  private readonly keepIntervalMs: number
+  private readonly maxReplicaGroups: number
+  /** Groups this node's clients sent to since the last keep round. */
+  private readonly toKeep = new Set<GroupId>()
+  private readonly keepAttempts = new Map<GroupId, number>()
+  private readonly replicaSets = new Map<GroupId, { peers: string[], expiresAt: number }>()
+  /** Groups kept here as a replica, and the pulls under way. */
+  private readonly replicaGroups = new Set<GroupId>()
+  private readonly pulls = new Map<GroupId, { again?: string }>()
+  private keeper: ReturnType<typeof setInterval> | undefined
+  private keeping = false
   private readonly writer: GroupWriter
   private sweeper: ReturnType<typeof setInterval> | undefined
   private offSubscriptions: (() => void) | undefined
@@ -207,6 +248,9 @@ export class DefaultGroupService implements GroupService {
     this.maxGroups = init.maxGroups ?? DEFAULT_MAX_GROUPS
     this.subscriberWaitMs = init.subscriberWaitMs ?? DEFAULT_SUBSCRIBER_WAIT_MS
     this.sweepIntervalMs = init.sweepIntervalMs ?? DEFAULT_GROUP_SWEEP_INTERVAL_MS
+    this.replicas = components.closestPeers === undefined ? 0 : init.replicas ?? DEFAULT_GROUP_REPLICAS
+    this.keepIntervalMs = init.keepIntervalMs ?? DEFAULT_KEEP_INTERVAL_MS
+    this.maxReplicaGroups = init.maxReplicaGroups ?? DEFAULT_MAX_REPLICA_GROUPS
     this.writer = new GroupWriter(components.groups, (group) => this.historyLimit(group))
   }
 
@@ -222,6 +266,7 @@ export class DefaultGroupService implements GroupService {
       const meta = await this.c.groups.getMeta(group)
       // a stopped node heard nothing: whatever coverage it recorded has a gap now
       if (meta?.coveredSince !== undefined) await this.c.groups.updateMeta(group, { clearCoverage: true })
+      if (meta?.replica === true) this.replicaGroups.add(group as GroupId)
       try {
         await this.getLoaded(group as GroupId)
       } catch (err) {
@@ -232,6 +277,10 @@ export class DefaultGroupService implements GroupService {
       this.sweeper = setInterval(() => { void this.sweep() }, this.sweepIntervalMs)
       this.sweeper.unref()
     }
+    if (this.replicas > 0) {
+      this.keeper = setInterval(() => { void this.keepRound() }, this.keepIntervalMs)
+      this.keeper.unref()
+    }
     this.started = true
   }
 
@@ -239,6 +288,7 @@ export class DefaultGroupService implements GroupService {
   async stop (): Promise<void> {
     this.started = false
     clearInterval(this.sweeper)
+    clearInterval(this.keeper)
     this.offSubscriptions?.()
     for (const timer of this.unjudged.values()) clearTimeout(timer)
     this.unjudged.clear()
@@ -577,6 +627,7 @@ export class DefaultGroupService implements GroupService {
     }
     await this.writer.write(group, { id: env.id, sentAt: env.sentAt, receivedAt: now, body: req.envelope })
     this.c.groups.updateMeta(group, { touchedAt: now }).catch(() => {})
+    if (this.replicas > 0) this.toKeep.add(group)
     try {
       await this.c.pubsub.publish(groupTopic(group), encodeTopicFrame({ kind: 'message', bytes: req.envelope }), opts)
     } catch (err) {
@@ -776,7 +827,8 @@ export class DefaultGroupService implements GroupService {
     // on the topic for a while already: the subscribers known now are all there is to ask
     const on = this.subscribed.get(group)
     const settled = on !== undefined && this.now() - on >= this.subscriberWaitMs
-    if (now.length > 0 || this.subscriberWaitMs === 0 || settled) return now.slice(0, DEFAULT_FETCH_PEERS)
+    if (now.length > 0) return now.slice(0, DEFAULT_FETCH_PEERS)
+    if (this.subscriberWaitMs === 0 || settled) return await this.replicaSet(group, opts)
     await new Promise<void>((resolve) => {
       const done = (): void => {
         clearTimeout(timer)
@@ -789,7 +841,9 @@ export class DefaultGroupService implements GroupService {
       this.subscriptionWaiters.add(waiter)
       opts.signal?.addEventListener('abort', done, { once: true })
     })
-    return this.c.pubsub.getSubscribers(topic).slice(0, DEFAULT_FETCH_PEERS)
+    const subscribers = this.c.pubsub.getSubscribers(topic)
+    if (subscribers.length > 0) return subscribers.slice(0, DEFAULT_FETCH_PEERS)
+    return await this.replicaSet(group, opts)
   }
 
   /** Fetches a group's messages since `since` from its other nodes, merging the valid ones by id. */
@@ -803,7 +857,10 @@ export class DefaultGroupService implements GroupService {
   }
 
   private async fillFromPeers (group: GroupId, since: number, opts: CallOptions): Promise<boolean> {
-    const peers = await this.peersFor(group, opts)
+    return await this.fillFrom(group, await this.peersFor(group, opts), since, opts)
+  }
+
+  private async fillFrom (group: GroupId, peers: string[], since: number, opts: CallOptions): Promise<boolean> {
     for (const peer of peers) {
       try {
         let after: HistoryPosition | undefined
@@ -859,7 +916,10 @@ export class DefaultGroupService implements GroupService {
   }
 
   private async fetchLogFromPeers (group: GroupId, opts: CallOptions): Promise<Loaded | undefined> {
-    const peers = await this.peersFor(group, opts)
+    return await this.fetchLogFrom(group, await this.peersFor(group, opts), opts)
+  }
+
+  private async fetchLogFrom (group: GroupId, peers: string[], opts: CallOptions): Promise<Loaded | undefined> {
     for (const peer of peers) {
       try {
         const ops: GroupOp[] = []
@@ -902,7 +962,126 @@ export class DefaultGroupService implements GroupService {
       const all = loaded.log.ops()
       const items = all.slice(from, from + limit).map((op) => op.bytes)
       return from + items.length < all.length ? { items, next: from + items.length } : { items }
+    },
+    keep: async (group, peer) => await this.keep(group, peer)
+  }
+
+  // ---- replicas -------------------------------------------------------------------------------
+
+  /** The nodes nearest the group's key (cached); empty without a DHT or replication. */
+  private async replicaSet (group: GroupId, opts: CallOptions): Promise<string[]> {
+    const closest = this.c.closestPeers
+    if (closest === undefined || this.replicas === 0) return []
+    const hit = this.replicaSets.get(group)
+    if (hit !== undefined && hit.expiresAt > this.now()) return hit.peers
+    let peers: string[] = []
+    try {
+      peers = await closest(groupReplicaKey(group), this.replicas, opts)
+    } catch (err) {
+      this.log.debug({ err, group }, 'replica lookup failed')
     }
+    // a short set means the routing table is still filling: look again next time
+    if (peers.length >= this.replicas) this.replicaSets.set(group, { peers, expiresAt: this.now() + REPLICA_SET_TTL_MS })
+    return peers
+  }
+
+  /** One keep round: asks the replicas of the groups local clients sent to since the last round to pull. */
+  private async keepRound (): Promise<void> {
+    if (this.keeping || this.toKeep.size === 0) return
+    this.keeping = true
+    try {
+      const groups = [...this.toKeep].slice(0, MAX_KEEP_GROUPS_PER_ROUND)
+      for (const g of groups) this.toKeep.delete(g)
+      await Promise.all(groups.map(async (group) => {
+        const peers = await this.replicaSet(group, {})
+        let taken = 0
+        await Promise.all(peers.map(async (peer) => {
+          try {
+            const res = await this.c.requestHistory(peer, { op: 'keep', group }, {})
+            if (res.ok) {
+              taken++
+            } else {
+              this.log.debug({ group, peer, code: res.code }, 'keep refused')
+              // the peer knows nearer nodes than this one's set: find them again next round
+              if (res.code === 'ERR_NOT_NEAREST') this.replicaSets.delete(group)
+            }
+          } catch (err) {
+            this.log.debug({ err, group, peer }, 'keep request failed')
+          }
+        }))
+        // too few replicas took it (the routing table may still be filling): try again, a few times
+        const attempts = (this.keepAttempts.get(group) ?? 0) + 1
+        if (taken < Math.min(2, this.replicas) && attempts < MAX_KEEP_ATTEMPTS) {
+          this.keepAttempts.set(group, attempts)
+          this.toKeep.add(group)
+        } else {
+          this.keepAttempts.delete(group)
+        }
+      }))
+    } finally {
+      this.keeping = false
+    }
+  }
+
+  /** A keep request: a node among the nearest pulls the group's log and new messages from the asker. */
+  private async keep (group: GroupId, peer: string): Promise<string | undefined> {
+    if (this.c.isNearest === undefined || !await this.c.isNearest(groupReplicaKey(group), this.replicas || DEFAULT_GROUP_REPLICAS)) return 'ERR_NOT_NEAREST'
+    if (!this.replicaGroups.has(group) && this.replicaGroups.size >= this.maxReplicaGroups) return 'ERR_TOO_MANY_GROUPS'
+    // members' nodes hear everything on the topic: nothing to pull
+    if (this.subscribed.has(group)) return undefined
+    const running = this.pulls.get(group)
+    if (running !== undefined) {
+      // a pull is under way and may have missed what this keep announces: one more after it
+      running.again = peer
+      return undefined
+    }
+    const state: { again?: string } = {}
+    this.pulls.set(group, state)
+    this.background((async () => {
+      try {
+        let from: string | undefined = peer
+        for (let i = 0; from !== undefined && i < 10; i++) {
+          delete state.again
+          await this.pullReplica(group, from)
+          from = state.again
+        }
+      } finally {
+        this.pulls.delete(group)
+      }
+    })(), 'pull a replica')
+    return undefined
+  }
+
+  private async pullReplica (group: GroupId, peer: string): Promise<void> {
+    const loaded = await this.fetchLogFrom(group, [peer], {})
+    if (loaded === undefined) return
+    if (!this.replicaGroups.has(group)) {
+      this.replicaGroups.add(group)
+      await this.c.groups.updateMeta(group, { replica: true, touchedAt: this.now() })
+    }
+    // from the newest message kept here, less the clock skew a later message may carry
+    const newest = await this.newestSentAt(group)
+    await this.fillFrom(group, [peer], Math.max(0, newest - MAX_CLOCK_SKEW_MS), {})
+  }
+
+  private async newestSentAt (group: GroupId): Promise<number> {
+    let newest = 0
+    let after: HistoryPosition | undefined
+    // bounded walk to the end of the stored history (at most the history limit)
+    for (let i = 0; i < 1000; i++) {
+      const page = await this.c.groups.listMessages(group, { since: newest, ...(after !== undefined ? { after } : {}), limit: 1000 })
+      const last = page[page.length - 1]
+      if (last === undefined) break
+      newest = last.sentAt
+      after = { sentAt: last.sentAt, id: parseMessageId(last.id) }
+      if (page.length < 1000) break
+    }
+    return newest
+  }
+
+  /** Groups kept here as a replica. */
+  replicaOf (): GroupId[] {
+    return [...this.replicaGroups]
   }
 
   // ---- rooms ----------------------------------------------------------------------------------

@@ -58,6 +58,12 @@ export type HistoryRequest =
   | { op: 'messages', group: GroupId, since: number, after?: HistoryPosition, limit: number }
   /** The log's ops in the responder's linear order, from index `from`. */
   | { op: 'ops', group: GroupId, from: number, limit: number }
+  /**
+   * Asks a node among the k closest to the group's key to keep a copy: it pulls the log and the
+   * messages it lacks from the requester. Answered at once with no items (or ERR_NOT_NEAREST,
+   * ERR_TOO_MANY_GROUPS).
+   */
+  | { op: 'keep', group: GroupId }
 
 /** History protocol responses. */
 export type HistoryResponse =
@@ -71,6 +77,7 @@ function positionFromWire (v: unknown): HistoryPosition {
 
 /** Encodes a history request, length prefix included. */
 export function encodeHistoryRequest (r: HistoryRequest): Uint8Array {
+  if (r.op === 'keep') return frame(encodeValue({ op: r.op, group: r.group }))
   const wire: WireObject = { op: r.op, group: r.group, limit: r.limit }
   if (r.op === 'messages') {
     wire.since = r.since
@@ -84,8 +91,9 @@ export function encodeHistoryRequest (r: HistoryRequest): Uint8Array {
 /** Decodes a history request body; throws ProtocolError. */
 export function decodeHistoryRequest (body: Uint8Array): HistoryRequest {
   const o = expectObject(decodeValue(body, MAX_HISTORY_FRAME_BYTES), 'history request')
-  const op = expectEnum(o.op, 'history op', ['messages', 'ops'])
+  const op = expectEnum(o.op, 'history op', ['messages', 'ops', 'keep'])
   const group = parseGroupId(o.group)
+  if (op === 'keep') return { op, group }
   const limit = expectUint(o.limit, 'history limit', MAX_HISTORY_PAGE, 1)
   if (op === 'ops') return { op, group, from: expectUint(o.from, 'history from'), limit }
   const r: HistoryRequest = { op, group, since: expectUint(o.since, 'history since'), limit }
