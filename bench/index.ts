@@ -15,7 +15,8 @@ const SCENARIOS: Record<string, { script: string, about: string }> = {
   throughput: { script: 'bench/throughput.ts', about: 'highest 1:1 rate a node sustains with p99 under 50 ms, offered load stepped up' },
   connections: { script: 'bench/connections.ts', about: 'idle authenticated client connections held by one node: count, RSS each, keepalive CPU' },
   dht: { script: 'bench/dht.ts', about: 'record lookups on a 50-node mesh, cold and warm, then with 20% of nodes killed' },
-  messaging: { script: 'bench/messaging.ts', about: '1:1 across 2 nodes, one pair: latency and sustained msg/s beside the floors (smallest latency/throughput case)' }
+  messaging: { script: 'bench/messaging.ts', about: '1:1 across 2 nodes, one pair: latency and sustained msg/s beside the floors (smallest latency/throughput case)' },
+  group: { script: 'bench/group.ts', about: 'a 1,000-member E2E group over a 10-node mesh: fan-out latency to the last member, sustained msg/s' }
 }
 /** Scenarios run when none is named: the quick ones (the mesh scenarios take minutes each). */
 const DEFAULT_SCENARIOS = ['crypto', 'storage', 'messaging']
