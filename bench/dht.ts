@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import type { TalariaClient } from '../client/index.js'
 import type { UserId } from '../protocol/ids.js'
 import { cdfPoints, writeChart } from './lib/chart.js'
-import { closeAll, connectAll, sdkClient } from './lib/clients.js'
+import { closeAll, connectEach, sdkClient } from './lib/clients.js'
 import { boundRun, sleep, startCluster } from './lib/cluster.js'
 import { cpuSeconds } from './lib/proc.js'
 import { numberArg, RESULTS_DIR, runStamp, writeResult } from './lib/result.js'
@@ -85,6 +85,7 @@ const survivors = settings.nodes - killCount
 const clients: TalariaClient[] = []
 const phases: Phase[] = []
 let idleCpuPercentPerNode: number | undefined
+let setupFailures = 0
 try {
   // a mesh's own upkeep (DHT refresh, gossipsub heartbeats, pings) grows with its size: on 2 cores
   // it decides whether a 50-node mesh fits at all, so it is measured before any lookup
@@ -97,9 +98,11 @@ try {
       const node = (offset + k * 7) % settings.nodes
       return { client: sdkClient(cluster.nodes[node]?.url ?? ''), node }
     })
-    await connectAll(made.map((m) => m.client), 4)
     clients.push(...made.map((m) => m.client))
-    return made.map((m) => ({ id: m.client.userId, node: m.node }))
+    const { connected, failed, firstError } = await connectEach(made.map((m) => m.client), 4)
+    if (failed > 0) console.log(`${failed} of ${made.length} publishers could not connect (first: ${firstError?.message ?? ''}); their users are left out`)
+    setupFailures += failed
+    return made.filter((m) => connected.includes(m.client)).map((m) => ({ id: m.client.userId, node: m.node }))
   }
   const before = await publish(0)
   const after = await publish(3)
@@ -107,15 +110,18 @@ try {
     const node = Math.floor(k * survivors / settings.lookers)
     return { client: sdkClient(cluster.nodes[node]?.url ?? ''), node }
   })
-  await connectAll(lookers.map((l) => l.client), 4)
   clients.push(...lookers.map((l) => l.client))
+  const looked = await connectEach(lookers.map((l) => l.client), 4)
+  if (looked.failed > 0) console.log(`${looked.failed} of ${lookers.length} lookers could not connect (first: ${looked.firstError?.message ?? ''}); left out`)
+  setupFailures += looked.failed
+  const ready = lookers.filter((l) => looked.connected.includes(l.client))
 
-  phases.push(await lookups('cold (DHT query), all nodes up', lookers, before))
-  phases.push(await lookups('warm (node cache), all nodes up', lookers, before))
+  phases.push(await lookups('cold (DHT query), all nodes up', ready, before))
+  phases.push(await lookups('warm (node cache), all nodes up', ready, before))
   for (let i = survivors; i < settings.nodes; i++) await cluster.kill(i)
   console.log(`killed ${killCount} of ${settings.nodes} nodes`)
-  phases.push(await lookups(`cold (DHT query), ${killCount} nodes killed`, lookers, after))
-  phases.push(await lookups(`warm (node cache), ${killCount} nodes killed`, lookers, after))
+  phases.push(await lookups(`cold (DHT query), ${killCount} nodes killed`, ready, after))
+  phases.push(await lookups(`warm (node cache), ${killCount} nodes killed`, ready, after))
 } finally {
   await closeAll(clients)
   await cluster.stop()
@@ -135,6 +141,7 @@ if (unhandled > 0) console.log(`\nclient rejections nobody awaited: ${unhandled}
 const file = await writeResult('dht', stamp, settings, {
   startSeconds,
   idleCpuPercentPerNode: idleCpuPercentPerNode ?? null,
+  setupFailures,
   unhandledClientRejections: unhandled,
   phases: phases.map((p) => ({ name: p.name, failures: p.failures, latency: p.summary }))
 })

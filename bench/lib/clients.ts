@@ -21,8 +21,12 @@ export const CONNECT_ATTEMPTS = 3
 /**
  * Connects clients `concurrency` at a time (each connect publishes records through its node).
  * Setup is not measured: a failed connect is tried again, up to {@link CONNECT_ATTEMPTS} times.
+ * Resolves with the clients that connected and the first error of those that did not.
  */
-export async function connectAll (clients: readonly TalariaClient[], concurrency = 8): Promise<void> {
+export async function connectEach (clients: readonly TalariaClient[], concurrency = 8): Promise<{ connected: TalariaClient[], failed: number, firstError?: Error }> {
+  const connected: TalariaClient[] = []
+  let failed = 0
+  let firstError: Error | undefined
   let next = 0
   await Promise.all(Array.from({ length: Math.min(concurrency, clients.length) }, async () => {
     while (next < clients.length) {
@@ -30,13 +34,24 @@ export async function connectAll (clients: readonly TalariaClient[], concurrency
       for (let attempt = 1; client !== undefined; attempt++) {
         try {
           await client.connect()
+          connected.push(client)
           break
         } catch (err) {
-          if (attempt >= CONNECT_ATTEMPTS) throw err
+          if (attempt < CONNECT_ATTEMPTS) continue
+          failed++
+          firstError ??= err instanceof Error ? err : new Error(String(err))
+          break
         }
       }
     }
   }))
+  return { connected, failed, ...(firstError !== undefined ? { firstError } : {}) }
+}
+
+/** {@link connectEach}, failing when any client could not connect. */
+export async function connectAll (clients: readonly TalariaClient[], concurrency = 8): Promise<void> {
+  const { failed, firstError } = await connectEach(clients, concurrency)
+  if (failed > 0) throw new Error(`${failed} of ${clients.length} clients could not connect`, { cause: firstError })
 }
 
 /** Closes clients, ignoring failures (the bench is ending). */
