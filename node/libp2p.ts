@@ -253,6 +253,21 @@ export async function writeStoredDhtValue (datastore: Datastore, key: Uint8Array
   await datastore.put(dsKey, new DhtRecord(key, value, new Date()).serialize(), opts)
 }
 
+/** The Kademlia id of a key or a peer id's multihash: SHA-256 of its bytes, as kad-dht computes it. */
+export function kadId (bytes: Uint8Array): Uint8Array {
+  return createHash('sha256').update(bytes).digest()
+}
+
+/** Orders two Kademlia ids by XOR distance to `target`: negative when `a` is nearer. */
+export function compareKadDistance (target: Uint8Array, a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < target.length; i++) {
+    const da = (a[i] ?? 0) ^ (target[i] ?? 0)
+    const db = (b[i] ?? 0) ^ (target[i] ?? 0)
+    if (da !== db) return da - db
+  }
+  return 0
+}
+
 /** Number of peers in the DHT routing table (kad-dht exposes it on its single-table flavour). */
 export function dhtRoutingTableSize (libp2p: TalariaLibp2p): number {
   return (libp2p.services.dht as Partial<SingleKadDHT>).routingTable?.size ?? 0

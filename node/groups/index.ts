@@ -3,13 +3,12 @@
  * node's libp2p host, pubsub, storage and directory. The history protocol handler is registered in
  * `start` and removed in `stop`.
  */
-import { createHash } from 'node:crypto'
 import type { PeerId } from '@libp2p/interface'
 import type { SingleKadDHT } from '@libp2p/kad-dht'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from 'pino'
 import type { Storage } from '../../storage/index.js'
-import type { TalariaLibp2p } from '../libp2p.js'
+import { compareKadDistance as xorCompare, kadId, type TalariaLibp2p } from '../libp2p.js'
 import type { CallOptions, DirectoryService } from '../messaging/contracts.js'
 import { historyStreamHandler, MAX_INBOUND_HISTORY_STREAMS, MAX_OUTBOUND_HISTORY_STREAMS, requestHistory } from './history.js'
 import { DefaultGroupService, type GroupPubSub, type GroupServiceInit } from './service.js'
@@ -27,19 +26,6 @@ export type { HistorySource } from './history.js'
 
 /** Deadline of the DHT walk that finds a group's replicas, in milliseconds. */
 export const REPLICA_LOOKUP_TIMEOUT_MS = 10_000
-
-function kadId (bytes: Uint8Array): Uint8Array {
-  return createHash('sha256').update(bytes).digest()
-}
-
-function xorCompare (target: Uint8Array, a: Uint8Array, b: Uint8Array): number {
-  for (let i = 0; i < target.length; i++) {
-    const da = (a[i] ?? 0) ^ (target[i] ?? 0)
-    const db = (b[i] ?? 0) ^ (target[i] ?? 0)
-    if (da !== db) return da - db
-  }
-  return 0
-}
 
 /** What the groups services are built from. */
 export interface GroupsComponents {

@@ -12,6 +12,7 @@ import { Bucket } from '../buckets.js'
 import { asBytes, decodeValue, encodeValue } from '../codec.js'
 import type { KvOp } from '../engine.js'
 import { StorageError } from '../errors.js'
+import { checkString, checkTime, invalid, resolveLimit } from '../arguments.js'
 import { encodeKey, KeyReader, prefixUpperBound } from '../keys.js'
 import { KeyedLock } from '../keyed-lock.js'
 import { delOp, putOp } from '../shard.js'
@@ -119,24 +120,6 @@ export interface GroupRepositoryComponents {
 
 const EMPTY = new Uint8Array(0)
 
-function invalid (message: string): StorageError {
-  return new StorageError('ERR_INVALID_ARGUMENT', message)
-}
-
-function checkString (value: unknown, name: string): asserts value is string {
-  if (typeof value !== 'string' || value.length === 0) throw invalid(`${name} must be a non-empty string`)
-}
-
-function checkTime (value: unknown, name: string): asserts value is number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw invalid(`${name} must be a non-negative safe integer`)
-}
-
-function resolveLimit (limit: number | undefined): number {
-  const n = limit ?? DEFAULT_GROUP_PAGE
-  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_GROUP_PAGE) throw invalid(`limit must be an integer from 1 to ${MAX_GROUP_PAGE}`)
-  return n
-}
-
 function corrupt (what: string): StorageError {
   return new StorageError('ERR_CORRUPT', `stored ${what} does not have the expected shape`)
 }
@@ -231,7 +214,7 @@ export class DefaultGroupRepository implements GroupRepository {
 
   async listOps (group: string, options: { afterSeq?: number, limit?: number } = {}): Promise<OrderedGroupOp[]> {
     checkString(group, 'group')
-    const limit = resolveLimit(options.limit)
+    const limit = resolveLimit(options.limit, DEFAULT_GROUP_PAGE, MAX_GROUP_PAGE)
     const afterSeq = options.afterSeq ?? 0
     checkTime(afterSeq, 'afterSeq')
     const out: OrderedGroupOp[] = []
@@ -321,7 +304,7 @@ export class DefaultGroupRepository implements GroupRepository {
 
   async listMessages (group: string, options: GroupHistoryOptions = {}): Promise<StoredGroupMessage[]> {
     checkString(group, 'group')
-    const limit = resolveLimit(options.limit)
+    const limit = resolveLimit(options.limit, DEFAULT_GROUP_PAGE, MAX_GROUP_PAGE)
     const shard = this.shard(group)
     const range: { gte?: Uint8Array, gt?: Uint8Array, lt?: Uint8Array, limit: number } = { lt: prefixUpperBound(encodeKey(group)), limit }
     if (options.after !== undefined) {

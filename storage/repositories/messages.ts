@@ -7,6 +7,7 @@
 import type { Bucket } from '../buckets.js'
 import { asBytes, decodeValue, encodeValue } from '../codec.js'
 import { StorageError } from '../errors.js'
+import { checkString, checkTime, invalid, resolveLimit } from '../arguments.js'
 import { encodeKey, KeyReader, prefixUpperBound } from '../keys.js'
 import { KeyedLock } from '../keyed-lock.js'
 import type { KvOp, KvRange } from '../engine.js'
@@ -121,24 +122,6 @@ export interface MessageRepositoryComponents {
 
 const EMPTY = new Uint8Array(0)
 
-function invalid (message: string): StorageError {
-  return new StorageError('ERR_INVALID_ARGUMENT', message)
-}
-
-function checkString (value: unknown, name: string): asserts value is string {
-  if (typeof value !== 'string' || value.length === 0) throw invalid(`${name} must be a non-empty string`)
-}
-
-function checkTime (value: unknown, name: string): asserts value is number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw invalid(`${name} must be a non-negative safe integer`)
-}
-
-function resolveLimit (limit: number | undefined): number {
-  const n = limit ?? DEFAULT_LIST_LIMIT
-  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_LIST_LIMIT) throw invalid(`limit must be an integer from 1 to ${MAX_LIST_LIMIT}`)
-  return n
-}
-
 /** Decodes and shape-checks a stored record; anything unexpected is `ERR_CORRUPT`. */
 function decodeMessage (bytes: Uint8Array, what: string): StoredMessage {
   const v = decodeValue(bytes, what) as Partial<Record<keyof StoredMessage, unknown>> | null
@@ -240,7 +223,7 @@ export class DefaultMessageRepository implements MailboxRepository {
   async listByConversation (userId: string, conversation: string, options: ConversationListOptions = {}): Promise<StoredMessage[]> {
     checkString(userId, 'userId')
     checkString(conversation, 'conversation')
-    const limit = resolveLimit(options.limit)
+    const limit = resolveLimit(options.limit, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
     const fromSeq = options.fromSeq ?? 0
     checkTime(fromSeq, 'fromSeq')
     const shard = this.shard(userId)
@@ -254,7 +237,7 @@ export class DefaultMessageRepository implements MailboxRepository {
 
   async list (userId: string, options: ListOptions = {}): Promise<StoredMessage[]> {
     checkString(userId, 'userId')
-    const limit = resolveLimit(options.limit)
+    const limit = resolveLimit(options.limit, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
     const after = options.after
     if (after !== undefined) {
       checkTime(after.receivedAt, 'after.receivedAt')
