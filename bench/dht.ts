@@ -104,8 +104,10 @@ try {
     setupFailures += failed
     return made.filter((m) => connected.includes(m.client)).map((m) => ({ id: m.client.userId, node: m.node }))
   }
+  const publishStart = performance.now()
   const before = await publish(0)
   const after = await publish(3)
+  console.log(`published ${before.length + after.length} users in ${fmt((performance.now() - publishStart) / 1000, 1)} s`)
   const lookers = Array.from({ length: settings.lookers }, (_, k) => {
     const node = Math.floor(k * survivors / settings.lookers)
     return { client: sdkClient(cluster.nodes[node]?.url ?? ''), node }
