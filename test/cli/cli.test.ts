@@ -112,8 +112,9 @@ describe('talaria command', () => {
       assert.equal(health.status, 200)
       const status = await health.json() as unknown
       assert.ok(status !== null && typeof status === 'object')
-      // Under the 5 s budget even on a loaded CI machine running two test files at once.
-      assert.ok(startMs < 10_000, `started in ${startMs} ms`)
+      // a bound against a hang, not a timing test: start time is measured in BENCHMARKS.md, and a
+      // CI machine running the five-node suites beside this one starts a node several times slower
+      assert.ok(startMs < 30_000, `started in ${startMs} ms`)
 
       const stopAt = Date.now()
       const exited = new Promise<number | null>((resolve) => child.on('close', resolve))

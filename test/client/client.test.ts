@@ -189,7 +189,8 @@ describe('client over a fake node', () => {
       gaps.forEach((gap, n) => {
         const cap = Math.min(max, base * 2 ** n)
         assert.ok(gap >= cap / 2 - 5, `attempt ${n}: ${gap} ms < ${cap / 2}`)
-        assert.ok(gap <= cap + 100, `attempt ${n}: ${gap} ms > ${cap}`)
+        // timers fire late on a loaded machine (the suites beside this one run five-node meshes)
+        assert.ok(gap <= cap + 400, `attempt ${n}: ${gap} ms > ${cap}`)
       })
       node.down = false
       await nextEvent(a!, 'connected', WAIT)
