@@ -37,6 +37,7 @@ import { DEFAULT_RECONNECT_BASE_MS, DEFAULT_RECONNECT_MAX_MS, backoffDelay } fro
 import { Connection, DEFAULT_REQUEST_TIMEOUT_MS, type WebSocketConstructor } from './connection.js'
 import { ClientError, abortError } from './errors.js'
 import { deviceKeys, type ClientIdentity } from './identity.js'
+import { Lock, pad } from './lock.js'
 import { OrderingBuffer } from './ordering.js'
 import { MemoryStore, type ClientStore, type StoreOp } from './store.js'
 import {
@@ -275,18 +276,6 @@ interface SentEntry {
   text: string
   sentAt: number
   to: UserId
-}
-
-const pad = (n: number): string => n.toString().padStart(16, '0')
-
-/** One lock: operations run one after another in call order. */
-class Lock {
-  private tail: Promise<unknown> = Promise.resolve()
-  async run<T> (fn: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(fn)
-    this.tail = result.catch(() => {})
-    return await result
-  }
 }
 
 function x3dhInitOf (m: { identityKey: Uint8Array, ephemeralKey: Uint8Array, signedPreKeyId: number, oneTimePreKeyId?: number }): X3dhInit {

@@ -37,6 +37,7 @@ import type { ClientIdentity } from './identity.js'
 import { parseDeviceId, parseGroupId, parseMessageId, parseUserId, type DeviceId, type GroupId, type MessageId, type UserId } from '../protocol/ids.js'
 import { MAX_CLOCK_SKEW_MS } from '../protocol/limits.js'
 import { ClientError } from './errors.js'
+import { Lock, pad } from './lock.js'
 import { OrderingBuffer } from './ordering.js'
 import type { ClientStore, StoreOp } from './store.js'
 
@@ -209,18 +210,6 @@ interface PendingGroupMessage extends GroupMessage {
   base?: number
 }
 
-/** One lock: operations run one after another in call order. */
-class Lock {
-  private tail: Promise<unknown> = Promise.resolve()
-  async run<T> (fn: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(fn)
-    this.tail = result.catch(() => {})
-    return await result
-  }
-}
-
-const pad = (n: number): string => n.toString().padStart(16, '0')
-
 function refuse (code: string, message: string): ClientProtocolError {
   return new ClientProtocolError(isClientErrorCode(code) ? code : 'ERR_INVALID_OP', message)
 }
@@ -260,6 +249,7 @@ export class ClientGroups {
   private readonly receivers = new Map<string, ReceiverEntry[]>()
   private readonly unknownHeld = new Map<GroupId, Map<MessageId, GroupEnvelope>>()
   private readonly entered = new Set<GroupId>()
+  private readonly learning = new Set<GroupId>()
   private readonly recentRoomIds = new Map<MessageId, true>()
   private readonly ordering: OrderingBuffer<PendingGroupMessage>
   private readonly queue: Array<WireEvents['group']> = []
@@ -692,6 +682,9 @@ export class ClientGroups {
       }
       await this.c.store.batch(ops)
     })
+    // a member's key for a group this device has not heard of: its invitation was lost or is late,
+    // so ask the node for the log (it is kept only if it lists this user)
+    if (g === undefined) this.c.spawn(this.learn(group), 'group learn')
     // envelopes that waited for this key
     if (g !== undefined) {
       // in chain order, which is the sender's seq order
@@ -714,6 +707,11 @@ export class ClientGroups {
         this.c.log.warn({ err, group, from }, 'invitation op does not verify')
       }
     }
+    await this.onInviteOps(from, group, ops)
+  }
+
+  /** Verified ops of a group, from an invitation by `from` (this user: fetched from the node). */
+  private async onInviteOps (from: UserId, group: GroupId, ops: GroupOp[]): Promise<void> {
     const known = this.groups.has(group)
     if (!known) {
       // only an invitation that makes this user a member or invitee creates a log here
@@ -734,6 +732,24 @@ export class ClientGroups {
     const g = this.groups.get(group)
     if (g === undefined) return
     this.c.spawn(this.afterInvite(g, r.missing), 'group invite')
+  }
+
+  /** Learns a group from the node's log when it concerns this user; at most one attempt per group at a time. */
+  private async learn (group: GroupId): Promise<void> {
+    if (this.groups.has(group) || this.learning.has(group)) return
+    this.learning.add(group)
+    try {
+      let ops: GroupOp[]
+      try {
+        ops = await this.fetchOps(group)
+      } catch (err) {
+        this.c.log.info({ err, group }, 'the node does not know a group a member sent a key for')
+        return
+      }
+      await this.onInviteOps(this.me, group, ops)
+    } finally {
+      this.learning.delete(group)
+    }
   }
 
   /** Tells the node about the group (so it subscribes), fills the log, and reads what was said since this user joined. */
@@ -982,8 +998,8 @@ export class ClientGroups {
    */
   async sendGroup (group: GroupId, text: string, call: GroupCallOptions = {}): Promise<MessageId> {
     if (typeof text !== 'string' || text.length > MAX_TEXT_LENGTH) throw badArgument(`text must be a string of at most ${MAX_TEXT_LENGTH} characters`)
-    const g = this.groups.get(parseGroup(group))
-    if (g === undefined) throw new ClientProtocolError('ERR_NOT_FOUND', `group ${group} is unknown`)
+    // a group this device has not heard of yet (its invitation may still be on the way): the node's log
+    const g = await this.ensureGroup(parseGroup(group), call)
     if (g.log.state.kind !== 'group') throw badArgument(`${group} is a room: use sendRoom`)
     const refusal = g.log.canSend(this.me, Date.now())
     if (refusal !== null) throw refuse(refusal.code, refusal.reason)
