@@ -6,7 +6,7 @@ import { ConfigError, DEFAULT_SETTINGS, LOG_LEVELS, envName, resolveSettings, ty
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './exit-codes.js'
 import { version } from './version.js'
 
-/** Node URL of `send` and `listen` when --node is absent (the client SDK's default, kept here so help does not load the SDK). */
+/** Node URL of the client commands when --node is absent (the client SDK's default, kept here so help does not load the SDK). */
 const DEFAULT_CLIENT_NODE_URL = 'ws://127.0.0.1:7780/v1'
 
 function collect (value: string, previous: string[] | undefined): string[] {
@@ -109,15 +109,52 @@ export function buildProgram (): Command {
     })
 
   program.command('listen')
-    .description('print received messages as JSON lines; exits 0 after --count messages, at --timeout, or on Ctrl-C')
+    .description('print received messages (direct, group and room) as JSON lines; exits 0 after --count messages, at --timeout, or on Ctrl-C')
     .option('--node <url>', 'node WebSocket URL', DEFAULT_CLIENT_NODE_URL)
     .requiredOption('--identity <file>', 'identity file (from `talaria identity new`)')
     .option('--count <n>', 'exit after this many messages')
     .option('--timeout <seconds>', 'exit after this many seconds')
+    .option('--room <roomId>', 'also enter this room and print its messages, repeatable', collect)
     .exitOverride()
-    .action(async (flags: { node: string, identity: string, count?: string, timeout?: string }) => {
+    .action(async (flags: { node: string, identity: string, count?: string, timeout?: string, room?: string[] }) => {
       const { runListen } = await import('./commands/listen.js')
       process.exitCode = await runListen(flags)
+    })
+
+  const group = program.command('group').description('end-to-end encrypted groups: create, change membership, send (on the identity\'s store)')
+  const groupCommon = (cmd: Command): Command => cmd
+    .option('--node <url>', 'node WebSocket URL', DEFAULT_CLIENT_NODE_URL)
+    .requiredOption('--identity <file>', 'identity file (from `talaria identity new`)')
+    .option('--timeout <seconds>', 'give up after this many seconds (default: 30)')
+    .exitOverride()
+  groupCommon(group.command('create').description('create a group with this user as owner; prints its id'))
+    .requiredOption('--name <name>', 'group name')
+    .option('--members <users>', 'user ids to add, comma-separated')
+    .action(async (flags: { node: string, identity: string, name: string, members?: string, timeout?: string }) => {
+      const { runGroupCreate } = await import('./commands/group.js')
+      process.exitCode = await runGroupCreate(flags)
+    })
+  for (const kind of ['add', 'remove'] as const) {
+    groupCommon(group.command(kind).description(kind === 'add' ? 'add members (admins and the owner; anyone when the group is open)' : 'remove members (admins and the owner)'))
+      .requiredOption('--group <groupId>', 'group id')
+      .argument('<users...>', 'user ids, comma- or space-separated')
+      .action(async (users: string[], flags: { node: string, identity: string, group: string, timeout?: string }) => {
+        const { runGroupMembers } = await import('./commands/group.js')
+        process.exitCode = await runGroupMembers(kind, flags, users)
+      })
+  }
+  groupCommon(group.command('leave').description('leave a group'))
+    .requiredOption('--group <groupId>', 'group id')
+    .action(async (flags: { node: string, identity: string, group: string, timeout?: string }) => {
+      const { runGroupLeave } = await import('./commands/group.js')
+      process.exitCode = await runGroupLeave(flags)
+    })
+  groupCommon(group.command('send').description("send one message to a group; prints its id once the node holds it"))
+    .requiredOption('--group <groupId>', 'group id')
+    .argument('<text>', 'message text')
+    .action(async (text: string, flags: { node: string, identity: string, group: string, timeout?: string }) => {
+      const { runGroupSend } = await import('./commands/group.js')
+      process.exitCode = await runGroupSend(flags, text)
     })
 
   return program

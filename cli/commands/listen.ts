@@ -1,9 +1,12 @@
 /**
- * `talaria listen`: connects and prints one JSON line per message on stdout, in order. Exits 0
- * after `--count` messages, at `--timeout` seconds, or on SIGINT/SIGTERM, whichever comes first.
+ * `talaria listen`: connects and prints one JSON line per message on stdout, in order: direct
+ * messages, group messages (with a `group` field) and messages of the rooms named by `--room`
+ * (with a `room` field). Exits 0 after `--count` messages, at `--timeout` seconds, or on
+ * SIGINT/SIGTERM, whichever comes first.
  */
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../exit-codes.js'
 import { describeError } from '../describe-error.js'
+import { isGroupId, type GroupId } from '../../protocol/ids.js'
 import { openClient, positive } from './client-support.js'
 
 /** Flags of `talaria listen`. */
@@ -12,6 +15,8 @@ export interface ListenFlags {
   identity: string
   count?: string
   timeout?: string
+  /** Rooms to enter. */
+  room?: string[]
 }
 
 
@@ -22,6 +27,7 @@ export async function runListen (flags: ListenFlags): Promise<number> {
   try {
     count = positive(flags.count, '--count', true)
     timeoutS = positive(flags.timeout, '--timeout', false)
+    for (const r of flags.room ?? []) if (!isGroupId(r)) throw new Error(`--room: not a room id: ${r}`)
   } catch (err) {
     process.stderr.write(`talaria: ${describeError(err)}\n`)
     return EXIT_USAGE
@@ -35,14 +41,23 @@ export async function runListen (flags: ListenFlags): Promise<number> {
   let resolveDone = (): void => {}
   const done = new Promise<void>((resolve) => { resolveDone = resolve })
   const stop = (): void => { finished = true; resolveDone() }
-  // subscribed before connecting: the node pushes what waited for this device right after auth
-  client.on('message', (m) => {
+  const print = (line: Record<string, unknown>): void => {
     if (finished || (count !== undefined && received >= count)) return
     received++
-    const line: Record<string, unknown> = { id: m.id, from: m.from, fromDevice: m.fromDevice, conv: m.conv, seq: m.seq, text: m.text, sentAt: m.sentAt }
-    if (m.peer !== undefined) line.peer = m.peer
     process.stdout.write(JSON.stringify(line) + '\n')
     if (count !== undefined && received >= count) stop()
+  }
+  // subscribed before connecting: the node pushes what waited for this device right after auth
+  client.on('message', (m) => {
+    const line: Record<string, unknown> = { id: m.id, from: m.from, fromDevice: m.fromDevice, conv: m.conv, seq: m.seq, text: m.text, sentAt: m.sentAt }
+    if (m.peer !== undefined) line.peer = m.peer
+    print(line)
+  })
+  client.on('groupMessage', (m) => {
+    print({ group: m.group, id: m.id, from: m.from, fromDevice: m.fromDevice, seq: m.seq, text: m.text, sentAt: m.sentAt })
+  })
+  client.on('roomMessage', (m) => {
+    print({ room: m.room, id: m.id, from: m.from, fromDevice: m.fromDevice, text: m.text, sentAt: m.sentAt })
   })
   client.on('disconnected', ({ reason }) => {
     if (finished) return
@@ -55,6 +70,15 @@ export async function runListen (flags: ListenFlags): Promise<number> {
     await client.close().catch(() => {})
     process.stderr.write(`talaria: cannot connect to ${flags.node}: ${describeError(err)}\n`)
     return EXIT_FAILURE
+  }
+  for (const room of flags.room ?? []) {
+    try {
+      await client.enterRoom(room as GroupId, deadline !== undefined ? { signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) } : {})
+    } catch (err) {
+      await client.close().catch(() => {})
+      process.stderr.write(`talaria: cannot enter room ${room}: ${describeError(err)}\n`)
+      return EXIT_FAILURE
+    }
   }
   process.stderr.write(`talaria: listening as ${client.userId} (device ${client.deviceId}) on ${flags.node}\n`)
   const timer = deadline === undefined ? undefined : setTimeout(stop, Math.max(0, deadline - Date.now()))
