@@ -3,43 +3,23 @@
  * `talaria listen` as real processes against real nodes.
  */
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
 import type { TalariaNode } from '../../node/index.js'
 import { startMesh } from '../helpers/mesh.js'
+import { finish, spawnCli, type Run } from '../helpers/cli.js'
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-const BIN = join(ROOT, 'bin', 'talaria.js')
 const RUN_MS = 90_000
 
 function wsUrl (node: TalariaNode): string {
   return node.httpUrl.replace(/^http/, 'ws') + '/v1'
 }
 
-interface Run { code: number | null, stdout: string, stderr: string }
-
-function spawnCli (args: string[]): ChildProcessWithoutNullStreams {
-  return spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '' } })
-}
-
-/** Collects a child's output until it exits; kills it at the deadline. */
-async function finish (child: ChildProcessWithoutNullStreams, timeoutMs = RUN_MS): Promise<Run> {
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-  return await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`timed out: ${stderr}`)) }, timeoutMs)
-    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }) })
-  })
-}
 
 async function run (args: string[]): Promise<Run> {
-  return await finish(spawnCli(args))
+  return await finish(spawnCli(args), RUN_MS)
 }
 
 /** Starts `listen` and resolves once it says it is listening, with the promise of its end (wrapped: a promise would be adopted). */
@@ -50,7 +30,7 @@ async function startListen (args: string[]): Promise<{ done: Promise<Run> }> {
     child.stderr.on('data', (d: Buffer) => { err += d.toString(); if (err.includes('listening as')) resolve() })
     child.on('exit', (code) => { reject(new Error(`listen exited early (${code}): ${err}`)) })
   })
-  const done = finish(child)
+  const done = finish(child, RUN_MS)
   await listening
   return { done }
 }

@@ -3,44 +3,23 @@
  * node, `talaria send` through another, each a real child process.
  */
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
 import type { TalariaNode } from '../../node/index.js'
 import { startMesh, type CloseAll } from '../helpers/mesh.js'
+import { finish, spawnCli, type Run } from '../helpers/cli.js'
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-const BIN = join(ROOT, 'bin', 'talaria.js')
 const RUN_MS = 60_000
 
 function wsUrl (node: TalariaNode): string {
   return node.httpUrl.replace(/^http/, 'ws') + '/v1'
 }
 
-interface Run { code: number | null, stdout: string, stderr: string }
-
-function spawnCli (args: string[]): ChildProcessWithoutNullStreams {
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '' }
-  return spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env })
-}
-
-/** Collects a child's output until it exits; kills it at the deadline. */
-async function finish (child: ChildProcessWithoutNullStreams, timeoutMs = RUN_MS): Promise<Run> {
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-  return await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`timed out: ${stderr}`)) }, timeoutMs)
-    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }) })
-  })
-}
 
 async function run (args: string[]): Promise<Run> {
-  return await finish(spawnCli(args))
+  return await finish(spawnCli(args), RUN_MS)
 }
 
 describe('e2e: the CLI client commands against real nodes', () => {
@@ -76,7 +55,7 @@ describe('e2e: the CLI client commands against real nodes', () => {
       listener.stderr.on('data', (d: Buffer) => { err += d.toString(); if (err.includes('listening as')) resolve() })
       listener.on('exit', (code) => { reject(new Error(`listen exited early (${code}): ${err}`)) })
     })
-    const done = finish(listener)
+    const done = finish(listener, RUN_MS)
     await listening
 
     const texts = ['first message', 'second: ünïcode ✓', 'third "quoted"']

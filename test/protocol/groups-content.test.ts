@@ -8,16 +8,7 @@ import {
   certifyDevice, createDevice, createSenderKey, createUserIdentity, encodeSenderKeyDistribution, encodeValue, ProtocolError, senderKeyDistribution
 } from '../../protocol/index.js'
 import { createGroup, decodeGroupOp, MAX_GROUP_OP_BYTES } from '../../protocol/groups/index.js'
-
-function code (fn: () => unknown): string {
-  try {
-    fn()
-  } catch (err) {
-    assert.ok(err instanceof ProtocolError, `expected a ProtocolError, got ${String(err)}`)
-    return err.code
-  }
-  assert.fail('expected a throw')
-}
+import { code } from '../helpers/errors.js'
 
 const user = createUserIdentity()
 const device = createDevice()

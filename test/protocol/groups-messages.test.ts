@@ -10,18 +10,9 @@ import {
   decodeGroupContent, decodeGroupTraffic, decodeRoomEnvelope, encodeGroupContent, encodeRoomEnvelope, gossipMessageId, groupIdFromTopic,
   groupTopic, MAX_ROOM_TEXT_LENGTH, openGroupEnvelope, sealGroupEnvelope, signRoomEnvelope, verifyGroupEnvelope, verifyRoomEnvelope
 } from '../../protocol/groups/index.js'
+import { code } from '../helpers/errors.js'
 
 const NOW = 1_800_000_000_000
-
-function code (fn: () => unknown): string {
-  try {
-    fn()
-  } catch (err) {
-    assert.ok(err instanceof ProtocolError, `expected a ProtocolError, got ${String(err)}`)
-    return err.code
-  }
-  assert.fail('expected a throw')
-}
 
 const group = groupIdFromGenesis(utf8Encode('test group'))
 const user = createUserIdentity(undefined, NOW)

@@ -9,18 +9,9 @@ import {
   createGroup, decodeGenesisSettings, decodeGroupOp, encodeGenesisSettings, groupOpId, MAX_GROUP_OP_BYTES, MAX_OP_PARENTS,
   parseGroupOpId, signGroupOp, type GroupOpBody, type GroupSettings
 } from '../../protocol/groups/index.js'
+import { code } from '../helpers/errors.js'
 
 const NOW = 1_800_000_000_000
-
-function code (fn: () => unknown): string {
-  try {
-    fn()
-  } catch (err) {
-    assert.ok(err instanceof ProtocolError, `expected a ProtocolError, got ${String(err)}`)
-    return err.code
-  }
-  assert.fail('expected a throw')
-}
 
 function member () {
   const u = createUserIdentity(undefined, NOW)

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import fc from 'fast-check'
-import { certifyDevice, createDevice, createUserIdentity, MAX_CLOCK_SKEW_MS, ProtocolError, type UserId } from '../../protocol/index.js'
+import { certifyDevice, createDevice, createUserIdentity, MAX_CLOCK_SKEW_MS, type UserId } from '../../protocol/index.js'
 import {
   createGroup, GroupLog, signGroupOp, type GroupKind, type GroupOp, type GroupOpBody, type GroupOpId, type GroupSettings, type GroupState
 } from '../../protocol/groups/index.js'
+import { code } from '../helpers/errors.js'
 
 const NOW = 1_800_000_000_000
 
@@ -18,16 +19,6 @@ function member (): Member {
 }
 
 const [owner, admin, admin2, alice, bob, carol] = Array.from({ length: 6 }, member) as [Member, Member, Member, Member, Member, Member]
-
-function code (fn: () => unknown): string {
-  try {
-    fn()
-  } catch (err) {
-    assert.ok(err instanceof ProtocolError, `expected a ProtocolError, got ${String(err)}`)
-    return err.code
-  }
-  assert.fail('expected a throw')
-}
 
 /** A log where `owner` created the group, `admin` and `admin2` are admins and `alice` a member. */
 function setup (joinPolicy: GroupSettings['joinPolicy'] = 'invite', kind: GroupKind = 'group'): { log: GroupLog, ops: GroupOp[] } {

@@ -5,23 +5,14 @@ import {
   prekeyBundleFromRecord, assertNewerRecord, compareRecords, certifyDevice, createDevice, createDeviceList, createGroupGenesis, createUserIdentity, decodeDevicesPayload,
   decodeGroupRecordPayload, decodeLocationPayload, decodePrekeyPayload, decodeProfilePayload, decodeRecord,
   encodeDevicesPayload, encodeGroupRecordPayload, encodeLocationPayload, encodePrekeyPayload, encodeProfilePayload,
-  encodeValue, groupGenesisBytes, groupIdFromGenesis, isErrorCode, MAX_RECORD_LIFETIME_MS, parseRecordKey, ProtocolError,
+  encodeValue, groupGenesisBytes, groupIdFromGenesis, isErrorCode, MAX_RECORD_LIFETIME_MS, parseRecordKey,
   recordKey, selectRecord, signRecord, toX3dhBundle, utf8Encode, validateRecord, verifyDeviceList,
   type RecordInit, type RecordKind
 } from '../../protocol/index.js'
+import { code } from '../helpers/errors.js'
 
 const NOW = 1_800_000_000_000
 const HOUR = 3600_000
-
-function code (fn: () => unknown): string {
-  try {
-    fn()
-  } catch (err) {
-    assert.ok(err instanceof ProtocolError, `expected a ProtocolError, got ${String(err)}`)
-    return err.code
-  }
-  assert.fail('expected a throw')
-}
 
 const alice = createUserIdentity(undefined, NOW)
 const bob = createUserIdentity(undefined, NOW)
