@@ -1122,7 +1122,7 @@ export class ClientGroups {
       const refusal = g.log.canSend(this.me, Date.now())
       if (refusal !== null) throw refuse(refusal.code, refusal.reason)
     }
-    const { envelope, bytes } = signRoomEnvelope({ room: id, from: { user: this.me, device: this.myDevice }, text }, this.c.identity().device.signingSeed, this.c.crypto)
+    const { envelope, bytes } = signRoomEnvelope({ room: id, cert: this.c.identity().device.cert, text }, this.c.identity().device.signingSeed, this.c.crypto)
     this.recentRoomIds.set(envelope.id, true)
     await this.c.request('groupSend', { envelope: bytes }, { deadline: this.deadline(), ...(call.signal !== undefined ? { signal: call.signal } : {}) })
     return envelope.id

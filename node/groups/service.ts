@@ -11,7 +11,7 @@ import { decodeValue, encodeValue, expectObject, expectUint } from '../../protoc
 import type { GroupEnvelope } from '../../protocol/envelopes.js'
 import { TalariaError } from '../../protocol/errors.js'
 import {
-  decodeGroupOp, decodeGroupTraffic, GroupLog, groupTopic, verifyGroupEnvelope, verifyRoomEnvelope, WordFilter,
+  decodeGroupOp, decodeGroupTraffic, GroupLog, groupTopic, verifyGroupEnvelope, verifyRoomEnvelope, verifyRoomSender, WordFilter,
   type GroupOp, type RoomEnvelope, type WordFilterSettings
 } from '../../protocol/groups/index.js'
 import { parseMessageId, type DeviceId, type GroupId, type UserId } from '../../protocol/ids.js'
@@ -122,6 +122,10 @@ export const DEFAULT_MAX_REPLICA_GROUPS = 1000
 
 /** Messages held for another check because this node could not judge them yet, at most. */
 export const MAX_UNJUDGED_MESSAGES = 1000
+/** How often a room sender's device list is looked up again for revocations, in milliseconds. */
+const REVOCATION_RECHECK_MS = 5 * 60_000
+/** Room senders whose revocations are remembered; the least recently looked up go first. */
+const MAX_REVOCATION_ENTRIES = 10_000
 /** When such a message is checked again, after the first check (the directory's negative cache lasts 5 s). */
 export const UNJUDGED_RETRY_DELAYS_MS: readonly number[] = [1_000, 6_000, 20_000]
 
@@ -211,6 +215,8 @@ export class DefaultGroupService implements GroupService {
   private readonly conns = new Map<GroupSink, Conn>()
   private readonly byUser = new Map<UserId, Set<Conn>>()
   private readonly roomVisitors = new Map<GroupId, Set<Conn>>()
+  /** Devices of room senders that their user's device list revokes, and when the list was looked up. */
+  private readonly revocations = new Map<UserId, { at: number, revoked: Set<DeviceId> }>()
   /** Topics this node is on, with since when it has listened (its continuous coverage). */
   private readonly subscribed = new Map<GroupId, number>()
   private readonly handlers = new Map<GroupId, PubSubHandler>()
@@ -609,7 +615,12 @@ export class DefaultGroupService implements GroupService {
     if (refusal !== null) throw clientError(refusal.code, refusal.reason)
     try {
       if (env.kind === 'group') verifyGroupEnvelope(env, device.signingKey)
-      else verifyRoomEnvelope(env, device.signingKey)
+      else {
+        // the key authenticated on this connection signed it, and the certificate other nodes
+        // will check it by is that key's
+        verifyRoomEnvelope(env, device.signingKey)
+        verifyRoomSender(env)
+      }
     } catch (err) {
       throw clientError('ERR_INVALID_ENVELOPE', 'bad envelope signature', { cause: err })
     }
@@ -661,6 +672,29 @@ export class DefaultGroupService implements GroupService {
   }
 
   /**
+   * Whether the sender's device list, as far as this node knows it without waiting, revokes
+   * `device`. A certificate cannot say it was revoked: the list can. A list not at hand is looked
+   * up in the background (the directory shares and caches the lookup), so the sender's later
+   * messages meet it; waiting for the DHT here would stall the topic on every new sender.
+   */
+  private knownRevoked (user: UserId, device: DeviceId): boolean {
+    const cached = this.revocations.get(user)
+    if (cached === undefined || cached.at < this.now() - REVOCATION_RECHECK_MS) {
+      this.revocations.set(user, { at: this.now(), revoked: cached?.revoked ?? new Set() })
+      while (this.revocations.size > MAX_REVOCATION_ENTRIES) {
+        const oldest = this.revocations.keys().next().value
+        if (oldest === undefined) break
+        this.revocations.delete(oldest)
+      }
+      this.background(this.c.directory.getDeviceList(user).then((list) => {
+        if (list === undefined) return
+        this.revocations.set(user, { at: this.now(), revoked: new Set(list.revoked.map((r) => r.deviceId)) })
+      }), 'look up a room sender\'s device list')
+    }
+    return this.revocations.get(user)?.revoked.has(device) === true
+  }
+
+  /**
    * The checks a message from another node passes before it is stored or pushed: the checks of
    * `send` with the sender's key from the directory. `fetched` messages (history) may be old.
    */
@@ -677,13 +711,22 @@ export class DefaultGroupService implements GroupService {
       const missing = log.missing().length > 0
       return { ok: false, verdict: missing ? 'ignore' : 'reject', code: refusal.code, reason: refusal.reason, retry: missing }
     }
-    const key = await this.deviceKey(env.from.user, env.from.device)
-    if (key === undefined) return { ok: false, verdict: 'ignore', code: 'ERR_INVALID_ENVELOPE', reason: 'unknown or inactive sender device', retry: true }
-    try {
-      if (env.kind === 'group') verifyGroupEnvelope(env, key)
-      else verifyRoomEnvelope(env, key)
-    } catch {
-      return { ok: false, verdict: 'reject', code: 'ERR_INVALID_ENVELOPE', reason: 'bad signature' }
+    if (env.kind === 'group') {
+      const key = await this.deviceKey(env.from.user, env.from.device)
+      if (key === undefined) return { ok: false, verdict: 'ignore', code: 'ERR_INVALID_ENVELOPE', reason: 'unknown or inactive sender device', retry: true }
+      try {
+        verifyGroupEnvelope(env, key)
+      } catch {
+        return { ok: false, verdict: 'reject', code: 'ERR_INVALID_ENVELOPE', reason: 'bad signature' }
+      }
+    } else {
+      // a room message carries its sender's certificate: no directory lookup on the message path
+      try {
+        verifyRoomSender(env)
+      } catch {
+        return { ok: false, verdict: 'reject', code: 'ERR_INVALID_ENVELOPE', reason: 'bad signature or certificate' }
+      }
+      if (this.knownRevoked(env.from.user, env.from.device)) return { ok: false, verdict: 'reject', code: 'ERR_DEVICE_REVOKED', reason: 'the sender device is revoked' }
     }
     if (env.kind === 'room') {
       const filter = this.wordFilter(loaded)

@@ -14,6 +14,7 @@ import {
   type GroupEnvelope
 } from '../envelopes.js'
 import { ProtocolError } from '../errors.js'
+import { certificateFromWire, certificateToWire, verifyDeviceCertificate, type DeviceCertificate } from '../identity.js'
 import { deviceIdFromKey, newMessageId, parseDeviceId, parseGroupId, parseMessageId, parseUserId, type DeviceId, type GroupId, type MessageId, type UserId } from '../ids.js'
 import { MAX_ENVELOPE_BYTES } from '../limits.js'
 import type { GroupTextContent, RoomEnvelope } from './types.js'
@@ -152,6 +153,7 @@ export function encodeRoomEnvelope (e: RoomEnvelope): Uint8Array {
     from: { user: e.from.user, device: e.from.device },
     sentAt: e.sentAt,
     text: e.text,
+    cert: certificateToWire(e.cert),
     sig: e.sig
   })
 }
@@ -167,6 +169,7 @@ function roomEnvelopeFromWire (o: WireObject): RoomEnvelope {
     from: { user: parseUserId(from.user), device: parseDeviceId(from.device) },
     sentAt: expectUint(o.sentAt, 'room envelope.sentAt'),
     text: expectString(o.text, 'room envelope.text', MAX_ROOM_TEXT_LENGTH),
+    cert: certificateFromWire(o.cert),
     sig: expectBytes(o.sig, 'room envelope.sig', 64, 64)
   }
 }
@@ -186,7 +189,8 @@ export function roomEnvelopeSigningBytes (e: Omit<RoomEnvelope, 'sig'>): Uint8Ar
 /** What signRoomEnvelope sends. */
 export interface SignRoomEnvelopeInit {
   room: GroupId
-  from: { user: UserId, device: DeviceId }
+  /** The sender device's certificate: it names the sender and travels with the message. */
+  cert: DeviceCertificate
   text: string
   /** Defaults to a fresh random id. */
   id?: MessageId
@@ -200,9 +204,10 @@ export function signRoomEnvelope (init: SignRoomEnvelopeInit, deviceSeed: Uint8A
     kind: 'room',
     id: init.id ?? newMessageId(crypto),
     room: parseGroupId(init.room),
-    from: { user: parseUserId(init.from.user), device: parseDeviceId(init.from.device) },
+    from: { user: parseUserId(init.cert.userId), device: parseDeviceId(init.cert.deviceId) },
     sentAt: init.sentAt ?? Date.now(),
-    text: expectString(init.text, 'room text', MAX_ROOM_TEXT_LENGTH)
+    text: expectString(init.text, 'room text', MAX_ROOM_TEXT_LENGTH),
+    cert: init.cert
   }
   const envelope: RoomEnvelope = { ...unsigned, sig: crypto.ed25519Sign(deviceSeed, roomEnvelopeSigningBytes(unsigned)) }
   return { envelope, bytes: encodeRoomEnvelope(envelope) }
@@ -212,6 +217,18 @@ export function signRoomEnvelope (init: SignRoomEnvelopeInit, deviceSeed: Uint8A
 export function verifyRoomEnvelope (env: RoomEnvelope, deviceSigningKey: Uint8Array, crypto: CryptoProvider = defaultCrypto): void {
   checkSigner(deviceSigningKey, env.from.device, crypto)
   if (!crypto.ed25519Verify(deviceSigningKey, roomEnvelopeSigningBytes(env), env.sig)) throw new ProtocolError('ERR_BAD_SIGNATURE', 'bad room envelope signature')
+}
+
+/**
+ * Checks a room envelope on its own, as a node that never saw the sender authenticate does: the
+ * certificate it carries must name the sender, be signed by the user's root key (whose hash is the
+ * user id), and certify the key that signed the envelope. ERR_KEY_MISMATCH / ERR_BAD_SIGNATURE.
+ * Revocation is not in the certificate: the caller checks the user's device list where it has one.
+ */
+export function verifyRoomSender (env: RoomEnvelope, crypto: CryptoProvider = defaultCrypto): void {
+  if (env.cert.userId !== env.from.user || env.cert.deviceId !== env.from.device) throw new ProtocolError('ERR_KEY_MISMATCH', 'the certificate is not the sender\'s')
+  verifyDeviceCertificate(env.cert, crypto)
+  verifyRoomEnvelope(env, env.cert.signingKey, crypto)
 }
 
 /**

@@ -192,6 +192,11 @@ export interface RoomEnvelope {
   from: { user: UserId, device: DeviceId }
   sentAt: number
   text: string
+  /**
+   * The sender device's certificate, so that any node can check the sender without a directory
+   * lookup (room members need publish no keys). Not covered by `sig`: it verifies on its own.
+   */
+  cert: DeviceCertificate
   /** Ed25519 signature by the sender device over the canonical signing bytes. */
   sig: Uint8Array
 }

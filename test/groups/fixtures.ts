@@ -74,7 +74,7 @@ export function groupMessage (m: Member, group: GroupId, text = 'hello', sentAt 
 
 /** A signed room envelope from `m`. */
 export function roomMessage (m: Member, room: GroupId, text: string, sentAt = Date.now()): { id: string, bytes: Uint8Array } {
-  const { envelope, bytes } = signRoomEnvelope({ room, from: m.ref, text, sentAt }, m.device.signingSeed)
+  const { envelope, bytes } = signRoomEnvelope({ room, cert: m.cert, text, sentAt }, m.device.signingSeed)
   return { id: envelope.id, bytes }
 }
 

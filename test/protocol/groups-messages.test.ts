@@ -2,13 +2,13 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import fc from 'fast-check'
 import {
-  createDevice, createReceiverSenderKey, createSenderKey, createUserIdentity, decodeSenderKeyDistribution, encodeGroupEnvelope,
+  certifyDevice, createDevice, createReceiverSenderKey, createSenderKey, createUserIdentity, decodeSenderKeyDistribution, encodeGroupEnvelope,
   encodeSenderKeyDistribution, groupIdFromGenesis, newMessageId, ProtocolError, rotateSenderKey, senderKeyDistribution, toHex, utf8Encode,
   MAX_ENVELOPE_BYTES
 } from '../../protocol/index.js'
 import {
   decodeGroupContent, decodeGroupTraffic, decodeRoomEnvelope, encodeGroupContent, encodeRoomEnvelope, gossipMessageId, groupIdFromTopic,
-  groupTopic, MAX_ROOM_TEXT_LENGTH, openGroupEnvelope, sealGroupEnvelope, signRoomEnvelope, verifyGroupEnvelope, verifyRoomEnvelope
+  groupTopic, MAX_ROOM_TEXT_LENGTH, openGroupEnvelope, sealGroupEnvelope, signRoomEnvelope, verifyGroupEnvelope, verifyRoomEnvelope, verifyRoomSender
 } from '../../protocol/groups/index.js'
 import { code } from '../helpers/errors.js'
 
@@ -18,6 +18,7 @@ const group = groupIdFromGenesis(utf8Encode('test group'))
 const user = createUserIdentity(undefined, NOW)
 const device = createDevice(undefined, NOW)
 const from = { user: user.userId, device: device.deviceId }
+const cert = certifyDevice(user, device, { now: NOW })
 
 describe('topics and gossip ids', () => {
   test('topic round trip', () => {
@@ -90,15 +91,34 @@ describe('group envelopes', () => {
 
 describe('room envelopes', () => {
   test('sign, encode, decode, verify', () => {
-    const { envelope, bytes } = signRoomEnvelope({ room: group, from, text: 'hello room', sentAt: NOW }, device.signingSeed)
+    const { envelope, bytes } = signRoomEnvelope({ room: group, cert, text: 'hello room', sentAt: NOW }, device.signingSeed)
     assert.deepEqual(decodeRoomEnvelope(bytes), envelope)
     assert.deepEqual(decodeGroupTraffic(bytes), envelope)
     assert.deepEqual(encodeRoomEnvelope(envelope), bytes)
     verifyRoomEnvelope(envelope, device.signingPublicKey)
+    verifyRoomSender(envelope)
+    assert.deepEqual(envelope.from, from)
+  })
+
+  test('the certificate it carries lets anyone check the sender, and only the sender', () => {
+    const { envelope } = signRoomEnvelope({ room: group, cert, text: 'hello', sentAt: NOW }, device.signingSeed)
+    // another device's valid certificate does not vouch for this sender
+    const other = createDevice(undefined, NOW)
+    const otherCert = certifyDevice(user, other, { now: NOW })
+    assert.equal(code(() => verifyRoomSender({ ...envelope, cert: otherCert })), 'ERR_KEY_MISMATCH')
+    // nor does a certificate of this device from another user's root key
+    const mallory = createUserIdentity(undefined, NOW)
+    assert.equal(code(() => verifyRoomSender({ ...envelope, cert: { ...cert, rootKey: mallory.rootPublicKey } })), 'ERR_KEY_MISMATCH')
+    // a certificate whose root signature is forged
+    assert.equal(code(() => verifyRoomSender({ ...envelope, cert: { ...cert, issuedAt: NOW + 1 } })), 'ERR_BAD_SIGNATURE')
+    // a message signed by another key under this certificate
+    const forged = signRoomEnvelope({ room: group, cert: otherCert, text: 'hello', sentAt: NOW }, other.signingSeed).envelope
+    assert.equal(code(() => verifyRoomSender({ ...forged, from, cert })), 'ERR_BAD_SIGNATURE')
+    assert.equal(code(() => verifyRoomSender({ ...envelope, text: 'hellO' })), 'ERR_BAD_SIGNATURE')
   })
 
   test('tampering and wrong keys are caught', () => {
-    const { envelope } = signRoomEnvelope({ room: group, from, text: 'hello', sentAt: NOW }, device.signingSeed)
+    const { envelope } = signRoomEnvelope({ room: group, cert, text: 'hello', sentAt: NOW }, device.signingSeed)
     assert.equal(code(() => verifyRoomEnvelope({ ...envelope, text: 'hellO' }, device.signingPublicKey)), 'ERR_BAD_SIGNATURE')
     assert.equal(code(() => verifyRoomEnvelope({ ...envelope, sentAt: NOW + 1 }, device.signingPublicKey)), 'ERR_BAD_SIGNATURE')
     assert.equal(code(() => verifyRoomEnvelope(envelope, createDevice().signingPublicKey)), 'ERR_KEY_MISMATCH')
@@ -106,8 +126,8 @@ describe('room envelopes', () => {
   })
 
   test('text limit', () => {
-    assert.equal(code(() => signRoomEnvelope({ room: group, from, text: 'x'.repeat(MAX_ROOM_TEXT_LENGTH + 1) }, device.signingSeed)), 'ERR_TOO_LARGE')
-    const { bytes } = signRoomEnvelope({ room: group, from, text: '€'.repeat(MAX_ROOM_TEXT_LENGTH) }, device.signingSeed)
+    assert.equal(code(() => signRoomEnvelope({ room: group, cert, text: 'x'.repeat(MAX_ROOM_TEXT_LENGTH + 1) }, device.signingSeed)), 'ERR_TOO_LARGE')
+    const { bytes } = signRoomEnvelope({ room: group, cert, text: '€'.repeat(MAX_ROOM_TEXT_LENGTH) }, device.signingSeed)
     assert.equal(decodeRoomEnvelope(bytes).text.length, MAX_ROOM_TEXT_LENGTH)
   })
 
@@ -121,7 +141,7 @@ describe('traffic decoding fuzz', () => {
   const sk = createSenderKey()
   const samples = [
     sealGroupEnvelope({ group, from, text: 'x', seq: 1, sentAt: NOW }, sk, device.signingSeed).bytes,
-    signRoomEnvelope({ room: group, from, text: 'y', sentAt: NOW }, device.signingSeed).bytes
+    signRoomEnvelope({ room: group, cert, text: 'y', sentAt: NOW }, device.signingSeed).bytes
   ]
 
   test('random bytes only ever throw ProtocolError', () => {
