@@ -46,6 +46,10 @@ function nodeOptions (cmd: Command, defaults = DEFAULT_SETTINGS): Command {
     .option('--max-requests-per-second <n>', `client requests per second per connection (default: ${d.maxRequestsPerSecond}; env ${envName('maxRequestsPerSecond')})`)
     .option('--max-user-requests-per-second <n>', `client requests per second per user (default: ${d.maxUserRequestsPerSecond}; env ${envName('maxUserRequestsPerSecond')})`)
     .option('--max-connections-per-ip <n>', `client connections per remote IP (default: ${d.maxConnectionsPerIp}; env ${envName('maxConnectionsPerIp')})`)
+    .option('--group-retention-ms <ms>', `how long group and room messages are kept (default: ${d.groupRetentionMs}; env ${envName('groupRetentionMs')})`)
+    .option('--group-history-limit <n>', `messages kept per group (default: ${d.groupHistoryLimit}; env ${envName('groupHistoryLimit')})`)
+    .option('--room-history-limit <n>', `messages kept per room (default: ${d.roomHistoryLimit}; env ${envName('roomHistoryLimit')})`)
+    .option('--max-groups <n>', `group logs held in memory (default: ${d.maxGroups}; env ${envName('maxGroups')})`)
 }
 
 /**

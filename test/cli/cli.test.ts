@@ -64,7 +64,8 @@ describe('talaria command', () => {
   it('shows every flag of start with its default in --help', async () => {
     const { code, stdout } = await run(['start', '--help'])
     assert.equal(code, 0)
-    for (const flag of ['--data-dir', '--config', '--listen', '--announce', '--http-port', '--http-host', '--bootstrap', '--mdns', '--shards', '--log-level', '--max-frame-bytes', '--max-requests-per-second', '--max-user-requests-per-second', '--max-connections-per-ip']) {
+    for (const flag of ['--data-dir', '--config', '--listen', '--announce', '--http-port', '--http-host', '--bootstrap', '--mdns', '--shards', '--log-level', '--max-frame-bytes', '--max-requests-per-second', '--max-user-requests-per-second', '--max-connections-per-ip',
+      '--group-retention-ms', '--group-history-limit', '--room-history-limit', '--max-groups']) {
       const line = stdout.split('\n').find((l) => l.trimStart().startsWith(flag))
       assert.ok(line !== undefined, `help lists ${flag}`)
     }

@@ -67,6 +67,19 @@ describe('cli settings', () => {
     assert.throws(() => settingsFromFlags({ maxRequestsPerSecond: '0' }), (err: unknown) => err instanceof ConfigError && err.message.startsWith('--max-requests-per-second:'))
   })
 
+  it('reads the group settings from flags and env', () => {
+    const { settings } = resolveSettings({
+      flags: { groupRetentionMs: '60000', maxGroups: '50' },
+      env: { TALARIA_GROUP_HISTORY_LIMIT: '500', TALARIA_ROOM_HISTORY_LIMIT: '20' },
+      cwd: dir
+    })
+    assert.equal(settings.groupRetentionMs, 60_000)
+    assert.equal(settings.maxGroups, 50)
+    assert.equal(settings.groupHistoryLimit, 500)
+    assert.equal(settings.roomHistoryLimit, 20)
+    assert.throws(() => settingsFromFlags({ groupRetentionMs: '10' }), (err: unknown) => err instanceof ConfigError && err.message.startsWith('--group-retention-ms:'))
+  })
+
   it('splits list settings from env by comma and keeps repeated flags', () => {
     assert.deepEqual(settingsFromEnv({ TALARIA_LISTEN: '/ip4/127.0.0.1/tcp/1, /ip4/127.0.0.1/tcp/2' }).listen,
       ['/ip4/127.0.0.1/tcp/1', '/ip4/127.0.0.1/tcp/2'])
