@@ -968,7 +968,8 @@ export class ClientGroups {
           const req: ClientOps['groupHistory']['req'] = { group, since: from }
           if (cursor !== undefined) req.cursor = cursor
           const res = await this.c.request('groupHistory', req, { deadline: this.deadline() })
-          for (const bytes of res.messages) await this.onTraffic(bytes)
+          const masked = new Map((res.masked ?? []).map((m) => [m.i, m.text]))
+          for (const [i, bytes] of res.messages.entries()) await this.onTraffic(bytes, masked.get(i))
           cursor = res.cursor
           if (cursor === undefined) break
         }

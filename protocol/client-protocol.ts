@@ -141,7 +141,11 @@ export interface ClientOps {
    */
   groupHistory: {
     req: { group: GroupId, since: number, limit?: number, cursor?: Uint8Array }
-    res: { messages: Uint8Array[], cursor?: Uint8Array }
+    /**
+     * `masked`: for messages of a room that masks its filtered words, the masked text of each
+     * message (by its index in `messages`) the filter changed, as the `group` event's `text`.
+     */
+    res: { messages: Uint8Array[], cursor?: Uint8Array, masked?: Array<{ i: number, text: string }> }
   }
   /**
    * Enters a room: the node joins the room's topic (learning the room's log from the DHT and its
@@ -521,6 +525,12 @@ const responseValidators: { [Op in ClientOp]: (body: WireObject) => ClientOps[Op
   groupHistory: (b) => {
     const res: ClientOps['groupHistory']['res'] = { messages: expectBytesList(b.messages, 'groupHistory.messages', MAX_ENVELOPE_BYTES) }
     if (b.cursor !== undefined) res.cursor = expectBytes(b.cursor, 'groupHistory.cursor', 1, MAX_HISTORY_CURSOR_BYTES)
+    if (b.masked !== undefined) {
+      res.masked = expectArray(b.masked, 'groupHistory.masked', res.messages.length).map((m, k) => {
+        const o = expectObject(m, `groupHistory.masked[${k}]`)
+        return { i: expectUint(o.i, `groupHistory.masked[${k}].i`, res.messages.length - 1), text: expectString(o.text, `groupHistory.masked[${k}].text`, MAX_EVENT_TEXT_LENGTH) }
+      })
+    }
     return res
   },
   roomEnter: (b) => ({ heads: expectStrings(b.heads, 'roomEnter.heads', 64) }),

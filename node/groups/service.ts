@@ -858,9 +858,28 @@ export class DefaultGroupService implements GroupService {
     const page = await this.c.groups.listMessages(req.group, { since: req.since, ...(after !== undefined ? { after } : {}), limit: limit + 1 })
     const messages = page.slice(0, limit)
     const res: ClientOps['groupHistory']['res'] = { messages: messages.map((m) => m.body) }
+    const masked = this.maskedTexts(loaded, res.messages)
+    if (masked.length > 0) res.masked = masked
     const last = messages[messages.length - 1]
     if (page.length > limit && last !== undefined) res.cursor = encodeCursor({ sentAt: last.sentAt, id: parseMessageId(last.id) })
     return res
+  }
+
+  /** The texts a room that masks its filtered words shows instead of those of `bodies`, by index. */
+  private maskedTexts (loaded: Loaded, bodies: Uint8Array[]): Array<{ i: number, text: string }> {
+    const filter = loaded.log.state.kind === 'room' ? this.wordFilter(loaded) : undefined
+    if (filter?.mode !== 'mask') return []
+    const out: Array<{ i: number, text: string }> = []
+    bodies.forEach((body, i) => {
+      let env: Envelope
+      try {
+        env = decodeGroupTraffic(body)
+      } catch {
+        return
+      }
+      if (env.kind === 'room' && filter.wf.test(env.text)) out.push({ i, text: filter.wf.mask(env.text) })
+    })
+    return out
   }
 
   /** Topic subscribers to ask, waiting a bounded time for the first one to be known. */

@@ -127,8 +127,12 @@ describe('groups on one node', () => {
       const pushed = watcherSink.messages().at(-1)
       assert.deepEqual(pushed?.envelope, m.bytes, 'the envelope is unchanged (its signature covers the text)')
       assert.equal(pushed?.text, 'oh **** it')
+      const clean = roomMessage(visitor, masked.id, 'all fine')
+      await groups.send(visitor.auth, visitorSink, { envelope: clean.bytes })
       const history = await groups.history(watcher.auth, { group: masked.id, since: 0 })
-      assert.deepEqual(history.messages, [m.bytes])
+      assert.deepEqual(history.messages, [m.bytes, clean.bytes])
+      // history shows a masked room's messages as its pushes do
+      assert.deepEqual(history.masked, [{ i: 0, text: 'oh **** it' }])
 
       const plain = new TestGroup(owner)
       await groups.submitOps(owner.auth, { group: plain.id, ops: plain.bytes() })

@@ -113,6 +113,12 @@ describe('client protocol frames', () => {
     assert.deepEqual(parseResponseBody('publish', { stored: 1, failures: [{ index: 0, code: 'ERR_INVALID_RECORD', message: 'm' }] }).stored, 1)
     expectCode(() => parseResponseBody('ack', { removed: -1 }, 7), 'ERR_BAD_FRAME', 7)
     expectCode(() => parseResponseBody('lookup', { prekeys: 'x' }), 'ERR_BAD_FRAME')
+    const two = [new Uint8Array([1]), new Uint8Array([2])]
+    assert.deepEqual(parseResponseBody('groupHistory', { messages: two, masked: [{ i: 1, text: '**' }] }).masked, [{ i: 1, text: '**' }])
+    // a masked text must name one of the messages, and there are no more of them than messages
+    expectCode(() => parseResponseBody('groupHistory', { messages: two, masked: [{ i: 2, text: '**' }] }), 'ERR_BAD_FRAME')
+    expectCode(() => parseResponseBody('groupHistory', { messages: [], masked: [{ i: 0, text: '**' }] }), 'ERR_BAD_FRAME')
+    expectCode(() => parseResponseBody('groupHistory', { messages: two, masked: [{ i: 0 }] }), 'ERR_BAD_FRAME')
   })
 
   test('ClientProtocolError carries a client code and an optional retry hint', () => {
