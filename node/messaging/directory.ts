@@ -73,6 +73,12 @@ export interface MessagingDirectory extends DirectoryService {
    * proof became available or was renewed). Returns a function that removes the listener.
    */
   onLocalLocation(listener: (device: DeviceId) => void): () => void
+  /**
+   * The device list of `user` as the cache holds it, without a lookup: undefined when the cache has
+   * no fresh entry, `{ list: undefined }` when it knows the user has no valid list. A hit is what
+   * {@link DirectoryService.getDeviceList} would answer now.
+   */
+  cachedDeviceList(user: UserId): { list: DeviceList | undefined } | undefined
 }
 
 interface LocalProof {
@@ -166,7 +172,16 @@ export class DefaultDirectory implements MessagingDirectory {
   }
 
   async getDeviceList (user: UserId, opts: CallOptions = {}): Promise<DeviceList | undefined> {
-    const entry = await this.fetch('devices', user, opts)
+    return this.deviceListOf(await this.fetch('devices', user, opts), user)
+  }
+
+  cachedDeviceList (user: UserId): { list: DeviceList | undefined } | undefined {
+    const entry = this.fresh(DefaultDirectory.cacheKey('devices', user))
+    return entry === undefined ? undefined : { list: this.deviceListOf(entry, user) }
+  }
+
+  /** The verified device list of `user` in a devices entry, or undefined when it holds none. */
+  private deviceListOf (entry: CacheEntry, user: UserId): DeviceList | undefined {
     if (entry.record === undefined) return undefined
     try {
       const list = decodeDevicesPayload(entry.record.payload)
@@ -278,16 +293,20 @@ export class DefaultDirectory implements MessagingDirectory {
     }
   }
 
+  /** The unexpired cache entry for `key`, moved to the young end of the LRU order; undefined when none. */
+  private fresh (key: string): CacheEntry | undefined {
+    const hit = this.cache.get(key)
+    if (hit === undefined || hit.expiresAt <= this.now()) return undefined
+    this.cache.delete(key)
+    this.cache.set(key, hit)
+    return hit
+  }
+
   /** The cached entry for (kind, id), or one DHT lookup shared by every concurrent caller. */
   private async fetch (kind: RecordKind, id: string, opts: CallOptions): Promise<CacheEntry> {
     const key = DefaultDirectory.cacheKey(kind, id)
-    const hit = this.cache.get(key)
-    if (hit !== undefined && hit.expiresAt > this.now()) {
-      // refresh its LRU position
-      this.cache.delete(key)
-      this.cache.set(key, hit)
-      return hit
-    }
+    const hit = this.fresh(key)
+    if (hit !== undefined) return hit
     let pending = this.inflight.get(key)
     if (pending === undefined) {
       pending = this.resolve(kind, id, key, opts).finally(() => { this.inflight.delete(key) })
