@@ -23,12 +23,13 @@ import { decodeRecord, recordKey, validateRecord } from '../../protocol/records.
 import type { AuthenticatedDevice, GroupEventName, GroupService, GroupSink } from '../groups/contracts.js'
 import type { DeliveryService, DeviceRef, DeviceSink, DirectoryService, SubmittedEnvelope } from '../messaging/contracts.js'
 import type { ClientGatewayConfig } from './options.js'
+import { newerListRevokes, type RevocationChecker, type RevocationCheckResult } from './revocation.js'
 import type { GatewayStats } from './stats.js'
 import type { TokenBucket } from './token-bucket.js'
 
 /** WebSocket close codes the gateway uses (RFC 6455 section 7.4.1). */
 export const CLOSE_GOING_AWAY = 1001
-/** Policy violation: too many bad frames or failed auths, auth timeout, connection limits. */
+/** Policy violation: too many bad frames or failed auths, auth timeout, connection limits, a device found revoked after auth. */
 export const CLOSE_POLICY_VIOLATION = 1008
 /** A frame larger than the node accepts. */
 export const CLOSE_TOO_LARGE = 1009
@@ -58,6 +59,8 @@ export interface ConnectionContext {
   crypto: CryptoProvider
   delivery: DeliveryService
   directory: DirectoryService
+  /** The node's background device-list lookups, shared by its connections. */
+  revocation: RevocationChecker
   groups?: GroupService
   peerId: string
   getMultiaddrs(): string[]
@@ -112,6 +115,14 @@ export class ClientConnection {
   /** The device with the signing key its certificate proved, as the groups service takes it. */
   private groupDevice: AuthenticatedDevice | undefined
   private authenticating = false
+  /** The auth response has gone out: pushes may follow it. */
+  private authAnswered = false
+  /** Set while this connection's background revocation check runs; cancels it. */
+  private cancelRevocationCheck: (() => void) | undefined
+  /** Called when the revocation check ends, however it ends. */
+  private readonly revocationWaiters = new Set<() => void>()
+  /** A newer device list dropped the device after auth: the connection is closing and serves nothing more. */
+  private revoked = false
   private authFailures = 0
   private violations = 0
   private inFlight = 0
@@ -303,6 +314,8 @@ export class ClientConnection {
   }
 
   private onMessage (data: Buffer, isBinary: boolean): void {
+    // frames that were on the way when the close for a revoked device started get no answer
+    if (this.revoked) return
     this.ctx.stats.framesIn++
     this.lastSeen = Date.now()
     const format: FrameFormat = isBinary ? 'binary' : 'text'
@@ -367,6 +380,9 @@ export class ClientConnection {
     const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.ctx.config.requestTimeoutMs)])
     let body: ClientOps[ClientOp]['res']
     try {
+      // entering a room hands the groups service this connection's sink, which it takes only once
+      // attached, after the revocation check
+      if (frame.op === 'roomEnter') await this.revocationChecked(signal)
       body = await this.handle(frame, signal)
     } catch (err) {
       const e = this.toClientError(err, signal)
@@ -378,7 +394,10 @@ export class ClientConnection {
       return
     }
     this.send({ t: 'res', id: frame.id, ok: true, body }, format)
-    if (frame.op === 'auth') this.attach()
+    if (frame.op === 'auth') {
+      this.authAnswered = true
+      this.attach()
+    }
   }
 
   private toClientError (err: unknown, signal: AbortSignal): ClientProtocolError {
@@ -392,7 +411,7 @@ export class ClientConnection {
   private async handle (frame: RequestFrame, signal: AbortSignal): Promise<ClientOps[ClientOp]['res']> {
     switch (frame.op) {
       case 'ping': return { time: Date.now() }
-      case 'auth': return await this.auth(frame.body as ClientOps['auth']['req'], signal)
+      case 'auth': return this.auth(frame.body as ClientOps['auth']['req'])
       case 'publish': return await this.publish(frame.body as ClientOps['publish']['req'], signal)
       case 'lookup': return await this.ctx.directory.lookup((frame.body as ClientOps['lookup']['req']).user, { signal })
       case 'send': return await this.sendEnvelopes(frame.body as ClientOps['send']['req'], signal)
@@ -416,7 +435,8 @@ export class ClientConnection {
 
   // ---- operations ---------------------------------------------------------------------------
 
-  private async auth (req: ClientOps['auth']['req'], signal: AbortSignal): Promise<ClientOps['auth']['res']> {
+  /** Checks the credentials without waiting on the network: nothing in it awaits (see the revocation check below). */
+  private auth (req: ClientOps['auth']['req']): ClientOps['auth']['res'] {
     if (this.authenticating) throw clientError('ERR_BAD_REQUEST', 'an authentication is already in progress')
     this.authenticating = true
     try {
@@ -447,16 +467,11 @@ export class ClientConnection {
         if (err instanceof ClientProtocolError) throw err
         throw failed(explain(err), err)
       }
-      // a newer list elsewhere may have revoked the device since the client's copy was signed
-      let known: DeviceList | undefined
-      try {
-        known = await this.ctx.directory.getDeviceList(req.user, { signal })
-      } catch (err) {
-        // the presented list is root-signed and verified: an unreachable DHT costs freshness of
-        // the revocation check, not the user's ability to connect
-        this.log.warn({ err, user: req.user }, 'device list lookup failed: using the presented list')
-      }
-      if (known !== undefined && known.userId === req.user && (known.seq > list.seq || (known.seq === list.seq && known.issuedAt > list.issuedAt)) && !isDeviceActive(known, req.device)) {
+      // A newer list elsewhere may have revoked the device since the client's copy was signed. The
+      // directory's cache answers now (the same answer a lookup gives while it is fresh); on a miss
+      // the DHT lookup runs in the background and the pushes wait for it (see attach).
+      const cached = this.ctx.revocation.cached(req.user)
+      if (cached !== undefined && newerListRevokes(cached.list, list, req.device)) {
         throw clientError('ERR_DEVICE_REVOKED', 'a newer device list no longer holds this device')
       }
       if (this.closed) throw clientError('ERR_UNAVAILABLE', 'connection closed')
@@ -464,6 +479,13 @@ export class ClientConnection {
       this.groupDevice = { user: req.user, device: req.device, signingKey }
       clearTimeout(this.authTimer)
       this.userBucket = this.ctx.acquireUserBucket(req.user)
+      if (cached === undefined) {
+        const presented = list
+        const device = req.device
+        this.cancelRevocationCheck = this.ctx.revocation.check(req.user, (result) => {
+          this.guard(() => { this.onRevocationChecked(result, presented, device) })
+        })
+      }
       this.ctx.stats.authenticated++
       this.log.debug({ user: req.user, device: req.device }, 'client authenticated')
       return { user: req.user, device: req.device, time: Date.now() }
@@ -472,10 +494,62 @@ export class ClientConnection {
     }
   }
 
-  /** Attaches the sink after the auth response went out, so the response precedes any push. */
+  /**
+   * Ends the background revocation check. Until it ends the device receives nothing: its mailbox,
+   * its pushes and its group events stay detached, and `roomEnter` waits. Other requests run
+   * meanwhile, and that is safe: what a device sends is verified end to end by its recipients
+   * against the sender's newest device list; the reads (lookup, groupGet, groupHistory) serve
+   * public records, ciphertext and logs open to any client that names the group; and a publish
+   * carrying a device list waits (see publish), so a revoked device cannot put its older list
+   * into the directory's cache before the check reads it.
+   */
+  private onRevocationChecked (result: RevocationCheckResult, presented: DeviceList, device: string): void {
+    this.cancelRevocationCheck = undefined
+    if (this.closed) return
+    if (!result.ok) {
+      // as on a failed lookup at auth before: the presented list is root-signed and verified, so
+      // an unreachable DHT costs the check's freshness, not the device's connection
+      this.log.warn({ err: result.error, user: this.device?.user }, 'device list lookup failed: using the presented list')
+    } else if (newerListRevokes(result.list, presented, device)) {
+      this.revoked = true
+      this.ctx.stats.count('ERR_DEVICE_REVOKED')
+      this.sendError(0, clientError('ERR_DEVICE_REVOKED', 'a newer device list no longer holds this device'), this.format)
+      this.close(CLOSE_POLICY_VIOLATION, 'device revoked')
+    }
+    this.releaseRevocationWaiters()
+    this.attach()
+  }
+
+  private releaseRevocationWaiters (): void {
+    for (const w of [...this.revocationWaiters]) w()
+  }
+
+  /** Resolves once the revocation check has passed; rejects when it revoked the device, the connection closed or `signal` fired. */
+  private async revocationChecked (signal: AbortSignal): Promise<void> {
+    if (this.cancelRevocationCheck !== undefined && !signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          this.revocationWaiters.delete(done)
+          signal.removeEventListener('abort', done)
+          resolve()
+        }
+        this.revocationWaiters.add(done)
+        signal.addEventListener('abort', done, { once: true })
+      })
+    }
+    // the answer to a revoked device goes nowhere: its socket is closing
+    if (this.revoked || this.closed) throw clientError('ERR_UNAVAILABLE', 'the connection is closing')
+    signal.throwIfAborted()
+  }
+
+  /**
+   * Attaches the sinks once the auth response went out, so the response precedes any push, and
+   * the revocation check passed, so a revoked device receives nothing.
+   */
   private attach (): void {
     const device = this.device
     if (device === undefined || this.closed || this.detach !== undefined) return
+    if (!this.authAnswered || this.cancelRevocationCheck !== undefined || this.revoked) return
     try {
       this.detach = this.ctx.delivery.attach(device, this.sink)
       if (this.groupDevice !== undefined) this.detachGroups = this.ctx.groups?.attach(this.groupDevice, this.groupSink)
@@ -533,6 +607,12 @@ export class ClientConnection {
         else failures.push({ index: req.records.length + j, code: 'ERR_INVALID_RECORD', message: problem })
       })
     }
+    if ([...valid, ...(keep ?? [])].some((bytes) => decodeRecord(bytes).kind === 'devices')) {
+      // the directory caches what is published here, and the revocation check may read that
+      // cache: a device list waits until the check is done, or a revoked device could plant its
+      // older, still validly signed list there and pass
+      await this.revocationChecked(signal)
+    }
     let stored = 0
     if (valid.length > 0) {
       const result = await this.ctx.directory.publish(valid, { signal })
@@ -585,6 +665,9 @@ export class ClientConnection {
     if (this.closed) return
     this.closed = true
     clearTimeout(this.authTimer)
+    this.cancelRevocationCheck?.()
+    this.cancelRevocationCheck = undefined
+    this.releaseRevocationWaiters()
     this.abort.abort()
     try {
       this.detach?.()
@@ -597,7 +680,7 @@ export class ClientConnection {
       this.log.error({ err }, 'groups detach failed')
     }
     this.userBucket?.release()
-    if (this.device !== undefined && this.onDisconnect.length > 0) this.ctx.publishOnDisconnect(this.onDisconnect)
+    if (this.device !== undefined && !this.revoked && this.onDisconnect.length > 0) this.ctx.publishOnDisconnect(this.onDisconnect)
     this.ctx.onClosed()
   }
 }

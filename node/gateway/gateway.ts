@@ -14,9 +14,10 @@ import { CLIENT_PATH, ClientProtocolError, encodeFrame, type ClientLimits, type 
 import { defaultCrypto } from '../../protocol/crypto/index.js'
 import type { UpgradeHandler } from '../http.js'
 import type { GroupService } from '../groups/contracts.js'
-import type { DeliveryService, DirectoryService } from '../messaging/contracts.js'
+import type { DeliveryService } from '../messaging/contracts.js'
 import { ClientConnection, CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, GatewaySocket } from './connection.js'
 import { resolveGatewayConfig, type ClientGatewayConfig, type ClientGatewayInit } from './options.js'
+import { RevocationChecker, type GatewayDirectory } from './revocation.js'
 import { GatewayStats, type ClientGatewayStats } from './stats.js'
 import { TokenBucket } from './token-bucket.js'
 
@@ -25,7 +26,8 @@ export interface ClientGatewayComponents {
   /** The node's HTTP server (DefaultHttpServer), where the gateway attaches at `/v1`. */
   http: { onUpgrade(path: string, handler: UpgradeHandler): () => void }
   delivery: DeliveryService
-  directory: DirectoryService
+  /** Users' device lists and records; with `cachedDeviceList`, auth answers from its cache when it can. */
+  directory: GatewayDirectory
   /** Groups and rooms; without it the group operations answer ERR_UNKNOWN_OP. */
   groups?: GroupService
   /** The node's libp2p peer id, bound into every auth signature. */
@@ -63,6 +65,7 @@ export class DefaultClientGateway implements ClientGateway {
   private readonly pendingPublishes = new Set<Promise<void>>()
   private readonly statsCounters = new GatewayStats()
   private readonly closedWaiters = new Set<() => void>()
+  private readonly revocation: RevocationChecker
   private wss: WebSocketServer | undefined
   private unregister: (() => void) | undefined
   private keepaliveTimer: ReturnType<typeof setInterval> | undefined
@@ -80,6 +83,11 @@ export class DefaultClientGateway implements ClientGateway {
       maxEnvelopesPerSend: this.config.maxEnvelopesPerSend,
       maxUnackedPushes: this.config.maxUnackedPushes
     }
+    this.revocation = new RevocationChecker(components.directory, {
+      concurrency: this.config.maxRevocationChecks,
+      timeoutMs: this.config.revocationCheckTimeoutMs,
+      logger: this.log
+    })
   }
 
   async start (_opts: { signal?: AbortSignal } = {}): Promise<void> {
@@ -110,6 +118,8 @@ export class DefaultClientGateway implements ClientGateway {
     await this.waitUntil(() => this.connections.size === 0, this.config.stopGraceMs, opts.signal)
     for (const c of this.connections) c.terminate()
     await this.waitUntil(() => this.connections.size === 0, this.config.stopGraceMs, opts.signal)
+    // closed connections cancelled theirs; this ends any left by connections still closing
+    this.revocation.stop()
     // onDisconnect publishes have their own deadline; the shutdown signal cuts them short on abort
     const onAbort = (): void => { this.shutdown.abort() }
     opts.signal?.addEventListener('abort', onAbort, { once: true })
@@ -199,6 +209,7 @@ export class DefaultClientGateway implements ClientGateway {
       crypto: this.config.crypto ?? defaultCrypto,
       delivery: this.components.delivery,
       directory: this.components.directory,
+      revocation: this.revocation,
       ...(this.components.groups !== undefined ? { groups: this.components.groups } : {}),
       peerId: this.components.peerId,
       getMultiaddrs: () => this.components.getMultiaddrs(),

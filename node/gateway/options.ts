@@ -49,6 +49,16 @@ export const DEFAULT_MAX_IN_FLIGHT_REQUESTS = 64
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 /** Deadline of publishing a closed connection's `onDisconnect` records, in milliseconds. */
 export const DEFAULT_DISCONNECT_PUBLISH_TIMEOUT_MS = 10_000
+/**
+ * Background device-list lookups (the revocation check after `auth`) the gateway runs at once;
+ * more wait in a queue, one entry per user however many of its devices connect.
+ */
+export const DEFAULT_MAX_REVOCATION_CHECKS = 16
+/**
+ * Deadline of one revocation check, queue time included, in milliseconds. Past it the presented
+ * device list is trusted, as when the DHT cannot be reached, and the held pushes start.
+ */
+export const DEFAULT_REVOCATION_CHECK_TIMEOUT_MS = 10_000
 /** Time `stop()` gives clients to complete the close handshake before their sockets are cut. */
 export const DEFAULT_STOP_GRACE_MS = 1000
 
@@ -96,6 +106,10 @@ export interface ClientGatewayInit {
   disconnectPublishTimeoutMs?: number
   /** Default {@link DEFAULT_STOP_GRACE_MS}. */
   stopGraceMs?: number
+  /** Default {@link DEFAULT_MAX_REVOCATION_CHECKS}. */
+  maxRevocationChecks?: number
+  /** Default {@link DEFAULT_REVOCATION_CHECK_TIMEOUT_MS}. */
+  revocationCheckTimeoutMs?: number
   /** Signature checks; default the protocol layer's default provider. */
   crypto?: CryptoProvider
 }
@@ -124,7 +138,9 @@ const DEFAULTS: Required<Omit<ClientGatewayInit, 'crypto'>> = {
   maxInFlightRequests: DEFAULT_MAX_IN_FLIGHT_REQUESTS,
   requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
   disconnectPublishTimeoutMs: DEFAULT_DISCONNECT_PUBLISH_TIMEOUT_MS,
-  stopGraceMs: DEFAULT_STOP_GRACE_MS
+  stopGraceMs: DEFAULT_STOP_GRACE_MS,
+  maxRevocationChecks: DEFAULT_MAX_REVOCATION_CHECKS,
+  revocationCheckTimeoutMs: DEFAULT_REVOCATION_CHECK_TIMEOUT_MS
 }
 
 /** Applies defaults and validates the whole init; throws NodeError('ERR_INVALID_OPTION'). */

@@ -17,6 +17,7 @@ import {
   type DeviceCertificate, type DeviceIdentity, type DeviceList, type UserIdentity
 } from '../../protocol/identity.js'
 import { directConversationId, newMessageId, type MessageId, type UserId } from '../../protocol/ids.js'
+import { encodeDevicesPayload, signRecord } from '../../protocol/records.js'
 import { createClientGateway, type ClientGateway, type ClientGatewayInit } from '../../node/gateway/index.js'
 import { DefaultHttpServer } from '../../node/http.js'
 import type { CallOptions, DeliveryService, DeviceRef, DeviceSink, DirectoryService, SubmittedEnvelope } from '../../node/messaging/contracts.js'
@@ -156,6 +157,14 @@ export function testDevice (user: UserIdentity = createUserIdentity()): TestDevi
   device.cert = cert
   const list = createDeviceList(user, [cert])
   return { user, device, cert, list, ref: { user: user.userId, device: device.deviceId } }
+}
+
+/** The root-signed devices record carrying `list` (default the device's own list). */
+export function devicesRecord (d: TestDevice, list: DeviceList = d.list): Uint8Array {
+  return signRecord(
+    { kind: 'devices', id: d.user.userId, seq: list.seq, expiresAt: Date.now() + 3600_000, payload: encodeDevicesPayload(list) },
+    { seed: d.user.rootSeed, publicKey: d.user.rootPublicKey }
+  )
 }
 
 /** A valid encoded envelope from `from` to `to`. */
