@@ -9,7 +9,8 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from 'pino'
 import type { Storage } from '../../storage/index.js'
 import { compareKadDistance as xorCompare, kadId, type TalariaLibp2p } from '../libp2p.js'
-import type { CallOptions, DirectoryService } from '../messaging/contracts.js'
+import type { CallOptions } from '../messaging/contracts.js'
+import type { MessagingDirectory } from '../messaging/directory.js'
 import { historyStreamHandler, MAX_INBOUND_HISTORY_STREAMS, MAX_OUTBOUND_HISTORY_STREAMS, requestHistory } from './history.js'
 import { DefaultGroupService, type GroupPubSub, type GroupServiceInit } from './service.js'
 import { HISTORY_PROTOCOL } from './wire.js'
@@ -32,7 +33,7 @@ export interface GroupsComponents {
   libp2p: TalariaLibp2p
   storage: Pick<Storage, 'groups'>
   pubsub: GroupPubSub
-  directory: Pick<DirectoryService, 'getDeviceList'>
+  directory: Pick<MessagingDirectory, 'getDeviceList' | 'cachedDeviceList'>
   logger: Logger
   shutdown: AbortSignal
 }

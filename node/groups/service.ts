@@ -17,7 +17,8 @@ import {
 import { parseMessageId, type DeviceId, type GroupId, type UserId } from '../../protocol/ids.js'
 import { MAX_CLOCK_SKEW_MS } from '../../protocol/limits.js'
 import type { GroupRepository, StoredGroupMessage } from '../../storage/index.js'
-import type { CallOptions, DirectoryService } from '../messaging/contracts.js'
+import type { CallOptions } from '../messaging/contracts.js'
+import type { MessagingDirectory } from '../messaging/directory.js'
 import { DEFAULT_GROUP_HISTORY_LIMIT, DEFAULT_GROUP_RETENTION_MS, DEFAULT_MAX_GROUPS, DEFAULT_ROOM_HISTORY_LIMIT } from '../options.js'
 import type { PubSubHandler, PubSubValidator, PublishResult, ValidationResult } from '../types.js'
 import type { AuthenticatedDevice, GroupEventName, GroupService, GroupSink } from './contracts.js'
@@ -77,7 +78,7 @@ export interface GroupPubSub {
 export interface GroupServiceComponents {
   groups: GroupRepository
   pubsub: GroupPubSub
-  directory: Pick<DirectoryService, 'getDeviceList'>
+  directory: Pick<MessagingDirectory, 'getDeviceList' | 'cachedDeviceList'>
   /** One history protocol request to `peer`. */
   requestHistory: (peer: string, req: HistoryRequest, opts: CallOptions) => Promise<HistoryResponse>
   /** Up to `count` peers closest to `key` in the DHT, nearest first, this node excluded. None: no replicas. */
@@ -678,9 +679,12 @@ export class DefaultGroupService implements GroupService {
    * messages meet it; waiting for the DHT here would stall the topic on every new sender.
    */
   private knownRevoked (user: UserId, device: DeviceId): boolean {
-    const cached = this.revocations.get(user)
-    if (cached === undefined || cached.at < this.now() - REVOCATION_RECHECK_MS) {
-      this.revocations.set(user, { at: this.now(), revoked: cached?.revoked ?? new Set() })
+    // a list the directory holds fresh (looked up or published through this node) decides
+    const cached = this.c.directory.cachedDeviceList(user)?.list
+    if (cached !== undefined) return cached.revoked.some((r) => r.deviceId === device)
+    const known = this.revocations.get(user)
+    if (known === undefined || known.at < this.now() - REVOCATION_RECHECK_MS) {
+      this.revocations.set(user, { at: this.now(), revoked: known?.revoked ?? new Set() })
       while (this.revocations.size > MAX_REVOCATION_ENTRIES) {
         const oldest = this.revocations.keys().next().value
         if (oldest === undefined) break

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { createNode, encodeTopicFrame, type TalariaNode } from '../../node/index.js'
-import { decodeGroupTraffic, decodeRoomEnvelope, groupTopic } from '../../protocol/groups/index.js'
+import { decodeGroupTraffic, decodeRoomEnvelope, encodeRoomEnvelope, groupTopic } from '../../protocol/groups/index.js'
+import { certifyDevice, createDeviceList, revokeDeviceFromList } from '../../protocol/index.js'
+import { devicesRecord } from '../gateway/harness.js'
 import { firstTcpAddr, loopbackInit, meshDataDir, startMesh, tempDataDir, waitUntil, type CloseAll } from '../helpers/mesh.js'
 import { groupMessage, member, publishDevices, RecordingGroupSink, roomMessage, TestGroup, type Member } from './fixtures.js'
 
@@ -181,6 +183,50 @@ describe('groups across nodes', () => {
     await a.groups().send(owner.auth, ownerSink, { envelope: m.bytes })
     await visitorSink.until(() => visitorSink.messages().length === 1, 'the visitor gets the room message')
     assert.equal(decodeRoomEnvelope(visitorSink.messages()[0]!.envelope).text, 'welcome')
+  })
+
+  it('checks a room sender by the certificate its message carries: no published keys needed, forged or revoked refused', async () => {
+    const owner = member()
+    const visitor = member()
+    const quiet = member()
+    const revoked = member()
+    const room = new TestGroup(owner, { joinPolicy: 'open' }, 'room')
+    const visitorSink = new RecordingGroupSink()
+    const ownerSink = new RecordingGroupSink()
+    const quietSink = new RecordingGroupSink()
+    a.groups().attach(owner.auth, ownerSink)
+    a.groups().attach(quiet.auth, quietSink)
+    b.groups().attach(visitor.auth, visitorSink)
+    await a.groups().enterRoom(owner.auth, ownerSink, { room: room.id, ops: room.bytes() })
+    const topic = groupTopic(room.id)
+    await meshed(topic, [[b, a]])
+    await b.groups().enterRoom(visitor.auth, visitorSink, { room: room.id })
+    await meshed(topic, [[a, b]])
+    // a sender whose device list is nowhere in the DHT: its certificate is enough
+    const fine = roomMessage(quiet, room.id, 'no keys published')
+    await a.groups().send(quiet.auth, quietSink, { envelope: fine.bytes })
+    await visitorSink.until(() => visitorSink.messages().some((e) => idOf(e.envelope) === fine.id), 'the visitor gets a message from a sender with no published keys')
+
+    // a device its user's list revokes, known to node B (the list was published through it)
+    const list = revokeDeviceFromList(createDeviceList(revoked.user, [revoked.cert]), revoked.user, revoked.device.deviceId)
+    await b.messaging().directory.publish([devicesRecord({ ...revoked, list })])
+    const hostile = await startNode()
+    hostile.subscribe(topic, () => {})
+    await meshed(topic, [[hostile, b], [b, hostile]])
+    const fromRevoked = roomMessage(revoked, room.id, 'still me')
+    // quiet's message under another device's valid certificate of the same user
+    const other = member()
+    const swapped = decodeRoomEnvelope(roomMessage(quiet, room.id, 'swapped').bytes)
+    const forged = encodeRoomEnvelope({ ...swapped, cert: certifyDevice(quiet.user, other.device) })
+    for (const bytes of [fromRevoked.bytes, forged]) await hostile.publish(topic, encodeTopicFrame({ kind: 'message', bytes }))
+    await waitUntil(() => b.getPeerScore(hostile.peerId) < 0, { what: 'node B penalises the peer that relayed them' })
+    const last = roomMessage(owner, room.id, 'after')
+    await a.groups().send(owner.auth, ownerSink, { envelope: last.bytes })
+    await visitorSink.until(() => visitorSink.messages().some((e) => idOf(e.envelope) === last.id), 'an honest message still arrives')
+    const ids = visitorSink.messages().map((e) => idOf(e.envelope))
+    assert.equal(ids.includes(fromRevoked.id), false, 'a revoked device\'s message is refused')
+    assert.equal(ids.includes(swapped.id), false, 'a message under another device\'s certificate is refused')
+    await hostile.stop()
   })
 
   it('keeps logs and history across a restart', async () => {
