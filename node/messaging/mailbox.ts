@@ -23,7 +23,7 @@ import { deviceOwnerKey, type MailboxRepository } from '../../storage/index.js'
 import { DEFAULT_MAILBOX_REPLICAS, DEFAULT_MAILBOX_TTL_MS, DEFAULT_MAILBOX_WRITE_QUORUM } from '../options.js'
 import type { ArrivalClock } from './clock.js'
 import { MAILBOX_NOT_AUTHORIZED, MailboxAuthorizationError } from './errors.js'
-import { exchange, readOneFrame, writeFrame } from './streams.js'
+import { abortUnlessClosed, exchange, readOneFrame, timeoutSignal, writeFrame } from './streams.js'
 import {
   decodeMailboxRequest, decodeMailboxResponse, encodeMailboxRequest, encodeMailboxResponse, MAILBOX_PROTOCOL, MAX_ENVELOPES_PER_FRAME,
   MAX_IDS_PER_FRAME, type MailboxCursor, type MailboxRequest, type MailboxResponse
@@ -165,9 +165,10 @@ export class MailboxService {
   /** Handles one inbound mailbox stream: one request, one response. Bad input closes this stream only. */
   readonly handleStream = async (stream: Stream, connection: Connection): Promise<void> => {
     const log = this.components.logger
-    const signal = AbortSignal.any([AbortSignal.timeout(this.requestTimeoutMs), this.components.shutdown])
-    const onAbort = (): void => { stream.abort(new Error('mailbox request timed out')) }
-    signal.addEventListener('abort', onAbort, { once: true })
+    // the deadline holds until the stream has closed at both ends, not until this function returns:
+    // a peer that never ends its side would otherwise keep the stream (and its slot) open
+    const signal = timeoutSignal(this.requestTimeoutMs, this.components.shutdown)
+    abortUnlessClosed(stream, signal)
     try {
       const body = await readOneFrame(stream)
       if (body === undefined) {
@@ -200,8 +201,6 @@ export class MailboxService {
     } catch (err) {
       log.debug({ err }, 'mailbox stream failed')
       stream.abort(err instanceof Error ? err : new Error(String(err)))
-    } finally {
-      signal.removeEventListener('abort', onAbort)
     }
   }
 
@@ -249,7 +248,7 @@ export class MailboxService {
     const target = kadId(key)
     const self = this.components.peerId
     const found = new Map<string, PeerId>([[self.toString(), self]])
-    const signal = AbortSignal.any([AbortSignal.timeout(DEFAULT_REPLICA_LOOKUP_TIMEOUT_MS), this.components.shutdown])
+    const signal = timeoutSignal(DEFAULT_REPLICA_LOOKUP_TIMEOUT_MS, this.components.shutdown)
     try {
       for await (const peer of this.components.getClosestPeers(key, { signal })) {
         found.set(peer.toString(), peer)
@@ -288,7 +287,7 @@ export class MailboxService {
       if (!r.ok) throw new TalariaError(r.code, 'local mailbox refused the request')
       return r
     }
-    const signal = AbortSignal.any([AbortSignal.timeout(this.requestTimeoutMs), this.components.shutdown])
+    const signal = timeoutSignal(this.requestTimeoutMs, this.components.shutdown)
     const stream = await this.components.dialProtocol(peer, MAILBOX_PROTOCOL, { signal })
     const body = await exchange(stream, encodeMailboxRequest(request), signal)
     if (body === undefined) throw new TalariaError('ERR_UNAVAILABLE', `replica ${peer.toString()} closed the stream without answering`)
