@@ -186,6 +186,7 @@ export function resolveNodeInit (init: TalariaNodeInit): ResolvedInit {
 /** The parts that exist while the node runs; built by start, torn down by stop. */
 interface Running {
   storage?: Storage
+  datastore?: StorageDatastore
   libp2p?: TalariaLibp2p
   records?: DefaultRecordRouting
   messaging?: Messaging
@@ -266,6 +267,8 @@ class DefaultTalariaNode implements TalariaNode {
       run.storage = await openStorage({ dataDir: init.dataDir, shards: init.shards, logger: init.logger.child({ component: 'storage' }) })
       opts.signal?.throwIfAborted()
       const datastore = new StorageDatastore({ store: run.storage.dht })
+      await datastore.open()
+      run.datastore = datastore
       // a node never dials itself, even when its own address is in the shared bootstrap list
       const bootstrapList = init.bootstrap.filter((addr) => !addr.endsWith(`/p2p/${this.peerId}`))
       const libp2p = await createTalariaLibp2p({
@@ -387,6 +390,7 @@ class DefaultTalariaNode implements TalariaNode {
       ['messaging', async () => { await run.messaging?.stop() }],
       ['listeners', () => { for (const detach of run.detach.splice(0).reverse()) detach() }],
       ['libp2p', async () => { await run.libp2p?.stop() }],
+      ['peer book', async () => { await run.datastore?.close() }],
       ['storage', async () => { await run.storage?.close() }]
     ]
     let first: unknown
