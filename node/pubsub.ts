@@ -5,7 +5,7 @@
 import type { GossipSub, Message, SubscriptionChangeData, TopicValidatorFn, TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
 import type { Logger } from 'pino'
-import { abortedError, operationSignal } from './abort.js'
+import { abortedError, operationSignal, untilAborted } from './abort.js'
 import { NodeError } from './errors.js'
 import { DEFAULT_PUBLISH_TIMEOUT_MS } from './options.js'
 import type { AbortOptions, PubSubHandler, PubSubValidator, PublishResult, ValidationResult } from './types.js'
@@ -148,18 +148,15 @@ export class DefaultPubSub {
     const router = this.router
     if (router === undefined) throw new NodeError('ERR_NOT_STARTED', 'the node is not started')
     const signal = operationSignal(opts.signal, DEFAULT_PUBLISH_TIMEOUT_MS, this.shutdown)
-    signal.throwIfAborted()
     try {
+      signal.throwIfAborted()
       // gossipsub's publish takes no signal: race it so the caller's deadline holds
-      const result = await Promise.race([
-        router.publish(topic, data),
-        new Promise<never>((_resolve, reject) => {
-          signal.addEventListener('abort', () => { reject(signal.reason) }, { once: true })
-        })
-      ])
+      const result = await untilAborted(router.publish(topic, data), signal).catch((err: unknown) => {
+        throw abortedError(signal, new NodeError('ERR_NETWORK', `publish on ${topic} failed`, { cause: err }), 'publish', this.shutdown)
+      })
       return { recipients: result.recipients.map((p) => p.toString()) }
-    } catch (err) {
-      throw abortedError(signal, new NodeError('ERR_NETWORK', `publish on ${topic} failed`, { cause: err }), 'publish', this.shutdown)
+    } finally {
+      signal.clear()
     }
   }
 

@@ -8,7 +8,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Datastore } from 'interface-datastore'
 import type { Logger } from 'pino'
 import { decodeRecord, recordKey, selectRecord, validateRecord, type SignedRecord } from '../protocol/records.js'
-import { abortedError, operationSignal } from './abort.js'
+import { abortedError, operationSignal, untilAborted } from './abort.js'
 import { NodeError } from './errors.js'
 import { readStoredDhtValue, writeStoredDhtValue } from './libp2p.js'
 import {
@@ -34,23 +34,6 @@ export interface RecordRoutingComponents {
   isAlone: () => boolean
 }
 
-/**
- * Runs `work` but gives up when `signal` fires, even if `work` itself does not honour the signal
- * (a kad-dht query with no peers waits for its first self-query, which never comes).
- */
-async function untilAborted<T> (work: Promise<T>, signal: AbortSignal): Promise<T> {
-  return await new Promise<T>((resolve, reject) => {
-    if (signal.aborted) {
-      work.catch(() => {})
-      reject(signal.reason)
-      return
-    }
-    const onAbort = (): void => { reject(signal.reason) }
-    signal.addEventListener('abort', onAbort, { once: true })
-    work.then(resolve, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
-  })
-}
-
 /** Record routing over kad-dht. */
 export class DefaultRecordRouting {
   private readonly components: RecordRoutingComponents
@@ -72,32 +55,36 @@ export class DefaultRecordRouting {
     validateRecord(key, recordBytes)
     const { shutdown, logger } = this.components
     const signal = operationSignal(opts.signal, DEFAULT_PUT_RECORD_TIMEOUT_MS, shutdown)
-    const result: PutRecordResult = { key, successes: [], failures: [] }
-    if (this.components.isAlone()) {
-      // a node alone (a first node, or one whose peers are all gone) keeps the record itself and
-      // serves it to peers that join later; a DHT query would wait for peers that are not there
-      await this.storeLocally(key, recordBytes, signal)
-      logger.debug('record kept locally: no DHT peers')
-      return result
-    }
     try {
-      await untilAborted((async () => {
-        for await (const event of this.components.dht.put(key, recordBytes, { signal })) {
-          if (event.name === 'PEER_RESPONSE' && event.messageName === 'PUT_VALUE') {
-            result.successes.push(event.from.toString())
-          } else if (event.name === 'QUERY_ERROR') {
-            result.failures.push({ peerId: event.from.toString(), error: event.error })
+      const result: PutRecordResult = { key, successes: [], failures: [] }
+      if (this.components.isAlone()) {
+        // a node alone (a first node, or one whose peers are all gone) keeps the record itself and
+        // serves it to peers that join later; a DHT query would wait for peers that are not there
+        await this.storeLocally(key, recordBytes, signal)
+        logger.debug('record kept locally: no DHT peers')
+        return result
+      }
+      try {
+        await untilAborted((async () => {
+          for await (const event of this.components.dht.put(key, recordBytes, { signal })) {
+            if (event.name === 'PEER_RESPONSE' && event.messageName === 'PUT_VALUE') {
+              result.successes.push(event.from.toString())
+            } else if (event.name === 'QUERY_ERROR') {
+              result.failures.push({ peerId: event.from.toString(), error: event.error })
+            }
           }
-        }
-      })(), signal)
-    } catch (err) {
-      throw abortedError(signal, new NodeError('ERR_NETWORK', 'DHT put failed', { cause: err }), 'putRecord', shutdown)
+        })(), signal)
+      } catch (err) {
+        throw abortedError(signal, new NodeError('ERR_NETWORK', 'DHT put failed', { cause: err }), 'putRecord', shutdown)
+      }
+      logger.debug({ successes: result.successes.length, failures: result.failures.length }, 'record put')
+      if (result.successes.length === 0) {
+        throw new NodeError('ERR_NETWORK', `no DHT peer stored the record (${result.failures.length} failed)`, { cause: result.failures[0]?.error })
+      }
+      return result
+    } finally {
+      signal.clear()
     }
-    logger.debug({ successes: result.successes.length, failures: result.failures.length }, 'record put')
-    if (result.successes.length === 0) {
-      throw new NodeError('ERR_NETWORK', `no DHT peer stored the record (${result.failures.length} failed)`, { cause: result.failures[0]?.error })
-    }
-    return result
   }
 
   /**
@@ -107,27 +94,31 @@ export class DefaultRecordRouting {
   async getRecord (key: Uint8Array, opts: GetRecordOptions = {}): Promise<SignedRecord> {
     const { shutdown } = this.components
     const signal = operationSignal(opts.signal, DEFAULT_GET_RECORD_TIMEOUT_MS, shutdown)
-    const candidates: Uint8Array[] = []
-    if (opts.offline === true || this.components.isAlone()) {
-      const stored = await readStoredDhtValue(this.components.datastore, key, { signal })
-      if (stored !== undefined) candidates.push(stored)
-    } else {
-      try {
-        await untilAborted((async () => {
-          for await (const event of this.components.dht.get(key, { signal })) {
-            if (event.name === 'VALUE') candidates.push(event.value)
+    try {
+      const candidates: Uint8Array[] = []
+      if (opts.offline === true || this.components.isAlone()) {
+        const stored = await readStoredDhtValue(this.components.datastore, key, { signal })
+        if (stored !== undefined) candidates.push(stored)
+      } else {
+        try {
+          await untilAborted((async () => {
+            for await (const event of this.components.dht.get(key, { signal })) {
+              if (event.name === 'VALUE') candidates.push(event.value)
+            }
+          })(), signal)
+        } catch (err) {
+          // kad-dht yields the best value only after trying to correct stale peers; a failed
+          // correction must not hide a value already in hand
+          if (candidates.length === 0 && signal.aborted) throw abortedError(signal, err, 'getRecord', shutdown)
+          if (candidates.length === 0 && (err as { name?: unknown }).name !== 'NotFoundError') {
+            throw new NodeError('ERR_NETWORK', 'DHT get failed', { cause: err })
           }
-        })(), signal)
-      } catch (err) {
-        // kad-dht yields the best value only after trying to correct stale peers; a failed
-        // correction must not hide a value already in hand
-        if (candidates.length === 0 && signal.aborted) throw abortedError(signal, err, 'getRecord', shutdown)
-        if (candidates.length === 0 && (err as { name?: unknown }).name !== 'NotFoundError') {
-          throw new NodeError('ERR_NETWORK', 'DHT get failed', { cause: err })
         }
       }
+      return this.best(key, candidates)
+    } finally {
+      signal.clear()
     }
-    return this.best(key, candidates)
   }
 
   /** Locates `peerId` through the DHT (or the peer store when `useCache` is not false). */
@@ -141,23 +132,27 @@ export class DefaultRecordRouting {
     const { shutdown } = this.components
     const signal = operationSignal(opts.signal, DEFAULT_FIND_PEER_TIMEOUT_MS, shutdown)
     try {
-      for await (const event of this.components.dht.findPeer(id, { signal, useCache: opts.useCache ?? true })) {
-        if (event.name === 'FINAL_PEER' && event.peer.id.equals(id)) {
-          // leaving the loop cancels the rest of the query
-          return {
-            peerId: event.peer.id.toString(),
-            multiaddrs: event.peer.multiaddrs.map((ma) => ma.toString()),
-            via: event.from.toString()
+      try {
+        for await (const event of this.components.dht.findPeer(id, { signal, useCache: opts.useCache ?? true })) {
+          if (event.name === 'FINAL_PEER' && event.peer.id.equals(id)) {
+            // leaving the loop cancels the rest of the query
+            return {
+              peerId: event.peer.id.toString(),
+              multiaddrs: event.peer.multiaddrs.map((ma) => ma.toString()),
+              via: event.from.toString()
+            }
           }
         }
+      } catch (err) {
+        if (signal.aborted) throw abortedError(signal, err, 'findPeer', shutdown)
+        if ((err as { name?: unknown }).name !== 'NotFoundError') {
+          throw new NodeError('ERR_NETWORK', 'DHT peer lookup failed', { cause: err })
+        }
       }
-    } catch (err) {
-      if (signal.aborted) throw abortedError(signal, err, 'findPeer', shutdown)
-      if ((err as { name?: unknown }).name !== 'NotFoundError') {
-        throw new NodeError('ERR_NETWORK', 'DHT peer lookup failed', { cause: err })
-      }
+      throw new NodeError('ERR_PEER_NOT_FOUND', `peer ${peerId} not found in the DHT`)
+    } finally {
+      signal.clear()
     }
-    throw new NodeError('ERR_PEER_NOT_FOUND', `peer ${peerId} not found in the DHT`)
   }
 
   /** Keeps `recordBytes` in the local DHT datastore unless a better record is already there. */

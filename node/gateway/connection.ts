@@ -20,6 +20,7 @@ import { equalBytes } from '../../protocol/bytes.js'
 import { decodeDeviceCertificate, decodeDeviceList, isDeviceActive, verifyDeviceCertificate, verifyDeviceList, type DeviceList } from '../../protocol/identity.js'
 import type { MessageId } from '../../protocol/ids.js'
 import { decodeRecord, recordKey, validateRecord } from '../../protocol/records.js'
+import { timeoutSignal } from '../abort.js'
 import type { AuthenticatedDevice, GroupEventName, GroupService, GroupSink } from '../groups/contracts.js'
 import type { DeliveryService, DeviceRef, DeviceSink, DirectoryService, SubmittedEnvelope } from '../messaging/contracts.js'
 import type { ClientGatewayConfig } from './options.js'
@@ -377,7 +378,7 @@ export class ClientConnection {
   }
 
   private async run (frame: RequestFrame, format: FrameFormat): Promise<void> {
-    const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.ctx.config.requestTimeoutMs)])
+    const signal = timeoutSignal(this.ctx.config.requestTimeoutMs, this.abort.signal)
     let body: ClientOps[ClientOp]['res']
     try {
       // entering a room hands the groups service this connection's sink, which it takes only once
@@ -392,6 +393,8 @@ export class ClientConnection {
         this.close(CLOSE_POLICY_VIOLATION, 'too many failed authentications')
       }
       return
+    } finally {
+      signal.clear()
     }
     this.send({ t: 'res', id: frame.id, ok: true, body }, format)
     if (frame.op === 'auth') {

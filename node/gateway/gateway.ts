@@ -12,6 +12,7 @@ import type { Logger } from 'pino'
 import { WebSocketServer } from 'ws'
 import { CLIENT_PATH, ClientProtocolError, encodeFrame, type ClientLimits, type FrameFormat } from '../../protocol/client-protocol.js'
 import { defaultCrypto } from '../../protocol/crypto/index.js'
+import { timeoutSignal } from '../abort.js'
 import type { UpgradeHandler } from '../http.js'
 import type { GroupService } from '../groups/contracts.js'
 import type { DeliveryService } from '../messaging/contracts.js'
@@ -254,12 +255,12 @@ export class DefaultClientGateway implements ClientGateway {
   }
 
   private publishOnDisconnect (records: Uint8Array[]): void {
-    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.config.disconnectPublishTimeoutMs)])
+    const signal = timeoutSignal(this.config.disconnectPublishTimeoutMs, this.shutdown.signal)
     const task = this.components.directory.publish(records, { signal }).then((result) => {
       if (result.failures.length > 0) this.log.debug({ failures: result.failures }, 'onDisconnect records refused')
     }, (err: unknown) => {
       this.log.warn({ err }, 'onDisconnect publish failed')
-    })
+    }).finally(signal.clear)
     this.pendingPublishes.add(task)
     void task.finally(() => { this.pendingPublishes.delete(task) })
   }

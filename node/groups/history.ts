@@ -8,7 +8,8 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import { TalariaError } from '../../protocol/errors.js'
 import type { GroupId } from '../../protocol/ids.js'
-import { exchange, readOneFrame, writeFrame } from '../messaging/streams.js'
+import { timeoutSignal } from '../abort.js'
+import { exchange, readOneFrame, whenClosed, writeFrame } from '../messaging/streams.js'
 import {
   decodeHistoryRequest, decodeHistoryResponse, encodeHistoryRequest, encodeHistoryResponse, HISTORY_PROTOCOL, MAX_HISTORY_FRAME_BYTES,
   type HistoryPosition, type HistoryRequest, type HistoryResponse
@@ -39,10 +40,13 @@ export interface HistoryClientComponents {
 
 /** Sends one history request to `peer` and returns its response; throws on a failure or timeout. */
 export async function requestHistory (components: HistoryClientComponents, peer: PeerId, req: HistoryRequest, opts: { signal?: AbortSignal, timeoutMs?: number } = {}): Promise<HistoryResponse> {
-  const signals = [components.shutdown, AbortSignal.timeout(opts.timeoutMs ?? DEFAULT_HISTORY_REQUEST_TIMEOUT_MS)]
-  if (opts.signal !== undefined) signals.push(opts.signal)
-  const signal = AbortSignal.any(signals)
-  const stream = await components.dialProtocol(peer, HISTORY_PROTOCOL, { signal })
+  const signal = timeoutSignal(opts.timeoutMs ?? DEFAULT_HISTORY_REQUEST_TIMEOUT_MS, components.shutdown, opts.signal)
+  const stream = await components.dialProtocol(peer, HISTORY_PROTOCOL, { signal }).catch((err: unknown) => {
+    signal.clear()
+    throw err
+  })
+  // the deadline watches the stream until it closes, which may be after this returns (see exchange)
+  whenClosed(stream, signal.clear)
   const body = await exchange(stream, encodeHistoryRequest(req), signal)
   if (body === undefined) throw new TalariaError('ERR_UNAVAILABLE', 'history stream closed without a response')
   return decodeHistoryResponse(body, req.op)

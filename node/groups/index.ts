@@ -8,6 +8,7 @@ import type { SingleKadDHT } from '@libp2p/kad-dht'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from 'pino'
 import type { Storage } from '../../storage/index.js'
+import { timeoutSignal } from '../abort.js'
 import { compareKadDistance as xorCompare, kadId, type TalariaLibp2p } from '../libp2p.js'
 import type { CallOptions } from '../messaging/contracts.js'
 import type { MessagingDirectory } from '../messaging/directory.js'
@@ -83,15 +84,16 @@ export function createGroups (components: GroupsComponents, init: GroupServiceIn
     closestPeers: async (key, count, opts) => {
       // a node with no connections has no one to ask, and kad-dht would wait out the deadline
       if (libp2p.getConnections().length === 0) return []
-      const signals = [AbortSignal.timeout(REPLICA_LOOKUP_TIMEOUT_MS), shutdown]
-      if (opts.signal !== undefined) signals.push(opts.signal)
+      const signal = timeoutSignal(REPLICA_LOOKUP_TIMEOUT_MS, shutdown, opts.signal)
       const found = new Map<string, PeerId>()
       try {
-        for await (const event of libp2p.services.dht.getClosestPeers(key, { signal: AbortSignal.any(signals) })) {
+        for await (const event of libp2p.services.dht.getClosestPeers(key, { signal })) {
           if (event.name === 'FINAL_PEER') found.set(event.peer.id.toString(), event.peer.id)
         }
       } catch (err) {
         logger.debug({ err }, 'group replica lookup ended early')
+      } finally {
+        signal.clear()
       }
       for (const p of libp2p.getPeers()) found.set(p.toString(), p)
       return (await rank(key, [...found.values()], count)).map((p) => p.toString())

@@ -6,6 +6,7 @@
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import { TalariaError } from '../../protocol/errors.js'
+import { timeoutSignal } from '../abort.js'
 import { DEFAULT_PARTIAL_FRAME_TIMEOUT_MS, readFrames, writeFrame } from './streams.js'
 import { decodeDeliverFrame, DELIVER_PROTOCOL, encodeDeliverFrame, MAX_ENVELOPES_PER_FRAME, type DeliverResult } from './wire.js'
 
@@ -54,10 +55,14 @@ class PeerLink {
 
   private async open (): Promise<Stream> {
     this.stream ??= (async () => {
-      const signal = AbortSignal.any([AbortSignal.timeout(this.init.dialTimeoutMs), this.components.shutdown])
-      const stream = await this.components.dialProtocol(this.peer, DELIVER_PROTOCOL, { signal })
-      void this.readAcks(stream)
-      return stream
+      const signal = timeoutSignal(this.init.dialTimeoutMs, this.components.shutdown)
+      try {
+        const stream = await this.components.dialProtocol(this.peer, DELIVER_PROTOCOL, { signal })
+        void this.readAcks(stream)
+        return stream
+      } finally {
+        signal.clear()
+      }
     })()
     try {
       return await this.stream

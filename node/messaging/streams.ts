@@ -6,6 +6,9 @@
 import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
 import { chunkBytes, FrameReader } from './wire.js'
 
+// the deadlines used with these helpers live with the node's other deadlines
+export { timeoutSignal } from '../abort.js'
+
 /** Writes one already framed buffer, waiting for drain when the stream's buffer is full. */
 export async function writeFrame (stream: Stream, bytes: Uint8Array, opts: { signal?: AbortSignal } = {}): Promise<void> {
   if (!stream.send(bytes)) await stream.onDrain(opts.signal !== undefined ? { signal: opts.signal } : {})
@@ -88,18 +91,6 @@ export async function * readFrames (stream: Stream, maxFrameBytes?: number, part
   }
 }
 
-/**
- * A signal that fires after `ms` milliseconds or when `also` fires: what
- * `AbortSignal.any([AbortSignal.timeout(ms), also])` should be. On Node 20 that one can lose its
- * deadline: AbortSignal.any holds its sources weakly and a timeout signal nobody listens to directly
- * may be garbage-collected, after which it never fires. Here the pending timer holds the controller.
- */
-export function timeoutSignal (ms: number, also: AbortSignal): AbortSignal {
-  const controller = new AbortController()
-  setTimeout(() => { controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')) }, ms).unref()
-  return AbortSignal.any([controller.signal, also])
-}
-
 /** Aborts `stream` when `signal` fires; returns a function that stops watching. */
 export function abortOnSignal (stream: Stream, signal: AbortSignal): () => void {
   const onAbort = (): void => { stream.abort(signal.reason instanceof Error ? signal.reason : new Error('aborted')) }
@@ -117,9 +108,13 @@ export function abortOnSignal (stream: Stream, signal: AbortSignal): () => void 
  * the stream stays open for as long as the peer keeps its own side open.
  */
 export function abortUnlessClosed (stream: Stream, signal: AbortSignal): void {
-  const stop = abortOnSignal(stream, signal)
-  if (stream.status === 'open') stream.addEventListener('close', stop, { once: true })
-  else stop()
+  whenClosed(stream, abortOnSignal(stream, signal))
+}
+
+/** Calls `fn` once `stream` has closed at both ends or been reset; at once if it is no longer open. */
+export function whenClosed (stream: Stream, fn: () => void): void {
+  if (stream.status === 'open') stream.addEventListener('close', fn, { once: true })
+  else fn()
 }
 
 /** Reads the first frame of `stream`, or undefined when it ends first. */
