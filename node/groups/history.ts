@@ -9,13 +9,16 @@ import type { Logger } from 'pino'
 import { TalariaError } from '../../protocol/errors.js'
 import type { GroupId } from '../../protocol/ids.js'
 import { timeoutSignal } from '../abort.js'
-import { exchange, readOneFrame, whenClosed, writeFrame } from '../messaging/streams.js'
+import { abortUnlessClosed, exchange, readOneFrame, whenClosed, writeFrame } from '../messaging/streams.js'
 import {
   decodeHistoryRequest, decodeHistoryResponse, encodeHistoryRequest, encodeHistoryResponse, HISTORY_PROTOCOL, MAX_HISTORY_FRAME_BYTES,
   type HistoryPosition, type HistoryRequest, type HistoryResponse
 } from './wire.js'
 
-/** Deadline of one history request, dial included, in milliseconds. */
+/**
+ * Deadline of one history request, dial included, in milliseconds; an inbound history stream is
+ * reset when it has not closed at both ends this long after it opened.
+ */
 export const DEFAULT_HISTORY_REQUEST_TIMEOUT_MS = 10_000
 /** Deadline for a peer to send its whole request, in milliseconds. */
 export const HISTORY_REQUEST_READ_TIMEOUT_MS = 5_000
@@ -52,9 +55,17 @@ export async function requestHistory (components: HistoryClientComponents, peer:
   return decodeHistoryResponse(body, req.op)
 }
 
-/** The handler of inbound history streams. A bad request aborts that stream only. */
-export function historyStreamHandler (source: HistorySource, components: { logger: Logger, shutdown: AbortSignal }) {
+/**
+ * The handler of inbound history streams. A bad request aborts that stream only; so does one still
+ * open at both ends `opts.timeoutMs` (DEFAULT_HISTORY_REQUEST_TIMEOUT_MS) after it opened.
+ */
+export function historyStreamHandler (source: HistorySource, components: { logger: Logger, shutdown: AbortSignal }, opts: { timeoutMs?: number } = {}) {
   return async (stream: Stream, connection: Connection): Promise<void> => {
+    // the deadline holds until the stream has closed at both ends, not until this function returns:
+    // a peer that takes the answer but never ends its side would otherwise keep the stream open
+    const signal = timeoutSignal(opts.timeoutMs ?? DEFAULT_HISTORY_REQUEST_TIMEOUT_MS, components.shutdown)
+    abortUnlessClosed(stream, signal)
+    whenClosed(stream, signal.clear)
     const timer = setTimeout(() => { stream.abort(new Error('history request not received in time')) }, HISTORY_REQUEST_READ_TIMEOUT_MS)
     timer.unref()
     try {
@@ -73,8 +84,8 @@ export function historyStreamHandler (source: HistorySource, components: { logge
         if (page === undefined) res = { ok: false, code: 'ERR_NOT_FOUND' }
         else res = { ok: true, items: page.items, ...(page.next !== undefined ? { next: page.next } : {}) }
       }
-      await writeFrame(stream, encodeHistoryResponse(res), { signal: components.shutdown })
-      await stream.close().catch(() => {})
+      await writeFrame(stream, encodeHistoryResponse(res), { signal })
+      await stream.close({ signal }).catch(() => {})
     } catch (err) {
       components.logger.debug({ err, peer: connection.remotePeer.toString() }, 'history stream closed on bad input or failure')
       stream.abort(err instanceof Error ? err : new Error(String(err)))
