@@ -23,7 +23,7 @@ import { deviceOwnerKey, type MailboxRepository } from '../../storage/index.js'
 import { DEFAULT_MAILBOX_REPLICAS, DEFAULT_MAILBOX_TTL_MS, DEFAULT_MAILBOX_WRITE_QUORUM } from '../options.js'
 import type { ArrivalClock } from './clock.js'
 import { MAILBOX_NOT_AUTHORIZED, MailboxAuthorizationError } from './errors.js'
-import { abortUnlessClosed, exchange, readOneFrame, timeoutSignal, writeFrame } from './streams.js'
+import { abortUnlessClosed, exchange, readOneFrame, timeoutSignal, whenClosed, writeFrame } from './streams.js'
 import {
   decodeMailboxRequest, decodeMailboxResponse, encodeMailboxRequest, encodeMailboxResponse, MAILBOX_PROTOCOL, MAX_ENVELOPES_PER_FRAME,
   MAX_IDS_PER_FRAME, type MailboxCursor, type MailboxRequest, type MailboxResponse
@@ -169,6 +169,7 @@ export class MailboxService {
     // a peer that never ends its side would otherwise keep the stream (and its slot) open
     const signal = timeoutSignal(this.requestTimeoutMs, this.components.shutdown)
     abortUnlessClosed(stream, signal)
+    whenClosed(stream, signal.clear)
     try {
       const body = await readOneFrame(stream)
       if (body === undefined) {
@@ -256,6 +257,8 @@ export class MailboxService {
       }
     } catch (err) {
       this.components.logger.debug({ err, user }, 'replica lookup ended early')
+    } finally {
+      signal.clear()
     }
     if (this.components.shutdown.aborted) throw new TalariaError('ERR_UNAVAILABLE', 'the node is stopping')
     for (const peer of this.components.connectedPeers()) found.set(peer.toString(), peer)
@@ -288,7 +291,15 @@ export class MailboxService {
       return r
     }
     const signal = timeoutSignal(this.requestTimeoutMs, this.components.shutdown)
-    const stream = await this.components.dialProtocol(peer, MAILBOX_PROTOCOL, { signal })
+    let stream: Stream
+    try {
+      stream = await this.components.dialProtocol(peer, MAILBOX_PROTOCOL, { signal })
+    } catch (err) {
+      signal.clear()
+      throw err
+    }
+    // the deadline watches the stream until it closes (exchange keeps watching after it returns)
+    whenClosed(stream, signal.clear)
     const body = await exchange(stream, encodeMailboxRequest(request), signal)
     if (body === undefined) throw new TalariaError('ERR_UNAVAILABLE', `replica ${peer.toString()} closed the stream without answering`)
     const r = decodeMailboxResponse(body)
