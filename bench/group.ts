@@ -226,7 +226,8 @@ try {
   owner.on('error', () => {})
   await owner.connect()
   log(`connecting ${fmt(memberClients)} member clients from ${workers.length} workers, ${settings.concurrency} at a time each…`)
-  const allReady = await until(() => workers.every((w) => w.ready), 300_000,
+  // connecting is DHT-bound (~70 kad RPCs per member: BENCHMARKS.md); keep 5 minutes for the rest
+  const allReady = await until(() => workers.every((w) => w.ready), Math.max(300_000, left() - 300_000),
     () => { log(`  connected ${fmt(workers.reduce((s, w) => s + w.connected, 0))}/${fmt(memberClients)}`) })
   timings.connect = (performance.now() - t) / 1000
   const users = workers.flatMap((w) => w.users)

@@ -80,6 +80,47 @@ const MAX_DELIVERY_MAP = 20_000
 /** Envelope ids remembered in memory to skip duplicate pushes without a decryption attempt. */
 const MAX_RECENT_ENVELOPES = 20_000
 const SESSION_RECORD_VERSION = 1
+/** Bytes of a `send` request frame besides its envelopes: frame fields and list header, generously. */
+const SEND_FRAME_OVERHEAD = 1024
+/** Bytes one envelope adds to a `send` frame besides its own: its MessagePack bin header. */
+const ENVELOPE_ITEM_OVERHEAD = 5
+
+/** How many envelopes, and how many frame bytes of them, one `send` request may carry on `conn`. */
+interface SendLimits { count: number, bytes: number }
+
+function sendLimits (conn: Connection): SendLimits {
+  const l = conn.challenge.limits
+  return { count: Math.max(1, l.maxEnvelopesPerSend), bytes: Math.max(1, l.maxFrameBytes - SEND_FRAME_OVERHEAD) }
+}
+
+/** The frame bytes `envelopes` take in a `send` request. */
+function envelopesFrameBytes (envelopes: readonly Uint8Array[]): number {
+  let n = 0
+  for (const e of envelopes) n += e.length + ENVELOPE_ITEM_OVERHEAD
+  return n
+}
+
+/**
+ * Splits envelopes into `send` requests within the node's count and frame-size limits, in order.
+ * An envelope alone always fits: the node's frame limit is the largest envelope plus headroom.
+ */
+function sendBatches (envelopes: readonly Uint8Array[], limits: SendLimits): Uint8Array[][] {
+  const out: Uint8Array[][] = []
+  let part: Uint8Array[] = []
+  let bytes = 0
+  for (const e of envelopes) {
+    const size = e.length + ENVELOPE_ITEM_OVERHEAD
+    if (part.length > 0 && (part.length >= limits.count || bytes + size > limits.bytes)) {
+      out.push(part)
+      part = []
+      bytes = 0
+    }
+    part.push(e)
+    bytes += size
+  }
+  if (part.length > 0) out.push(part)
+  return out
+}
 
 /** A structured logger (pino fits). */
 export interface ClientLogger {
@@ -890,17 +931,20 @@ class DefaultTalariaClient implements TalariaClient {
         this.sendPaceTimer ??= setTimeout(() => { this.sendPaceTimer = undefined; this.pumpSends() }, wait)
         return
       }
-      const max = Math.max(1, conn.challenge.limits.maxEnvelopesPerSend)
+      const limits = sendLimits(conn)
       const jobs: OutJob[] = []
       let count = 0
+      let bytes = 0
       while (this.outQueue.length > 0) {
         const next = this.outQueue[0]!
-        if (jobs.length > 0 && count + next.envelopes.length > max) break
+        const size = envelopesFrameBytes(next.envelopes)
+        if (jobs.length > 0 && (count + next.envelopes.length > limits.count || bytes + size > limits.bytes)) break
         jobs.push(this.outQueue.shift()!)
         count += next.envelopes.length
+        bytes += size
       }
       this.sendsInFlight++
-      this.spawn(this.sendJobs(conn, jobs, max).finally(() => { this.sendsInFlight--; this.pumpSends() }), 'send')
+      this.spawn(this.sendJobs(conn, jobs, limits).finally(() => { this.sendsInFlight--; this.pumpSends() }), 'send')
     }
   }
 
@@ -915,12 +959,12 @@ class DefaultTalariaClient implements TalariaClient {
     this.outQueue = keep
   }
 
-  private async sendJobs (conn: Connection, jobs: OutJob[], max: number): Promise<void> {
+  private async sendJobs (conn: Connection, jobs: OutJob[], limits: SendLimits): Promise<void> {
     const all = jobs.flatMap((j) => j.envelopes)
     try {
-      for (let i = 0; i < all.length; i += max) {
+      for (const part of sendBatches(all, limits)) {
         const deadline = Math.min(...jobs.map((j) => j.deadline))
-        await conn.request('send', { envelopes: all.slice(i, i + max) }, { timeoutMs: Math.max(1, Math.min(deadline - Date.now(), this.init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS)) })
+        await conn.request('send', { envelopes: part }, { timeoutMs: Math.max(1, Math.min(deadline - Date.now(), this.init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS)) })
       }
       for (const j of jobs) j.resolve()
     } catch (err) {

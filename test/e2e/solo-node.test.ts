@@ -45,4 +45,27 @@ describe('e2e: a node on its own', () => {
     for (let i = 0; i < 10; i++) ids.push(await alice.send(bob.userId, `solo #${i}`))
     assert.deepEqual((await got).map((m) => m.id), ids)
   })
+
+  it('splits queued sends into requests the node accepts: more envelope bytes than one frame holds, no disconnect', async () => {
+    const url = node.httpUrl.replace(/^http/, 'ws') + '/v1'
+    const make = (): TalariaClient => {
+      const c = createClient({ url, identity: createIdentity(), store: new MemoryStore(), WebSocket: WebSocket as unknown as WebSocketConstructor })
+      clients.push(c)
+      return c
+    }
+    const alice = make()
+    const bob = make()
+    await bob.connect()
+    await alice.connect()
+    let drops = 0
+    alice.on('disconnected', () => { drops++ })
+    // 80 texts of 6,000 characters: ~500 KB of envelopes queued at once, twice the node's frame limit
+    const count = 80
+    const got = collectMessages(bob, count, WAIT_MS)
+    got.catch(() => {})
+    const ids = await Promise.all(Array.from({ length: count }, async (_, i) => await alice.send(bob.userId, `${i}:`.padEnd(6000, 'x'))))
+    assert.equal(new Set((await got).map((m) => m.id)).size, count)
+    assert.deepEqual(new Set((await got).map((m) => m.id)), new Set(ids))
+    assert.equal(drops, 0, 'the node never closed the sender\'s connection')
+  })
 })
