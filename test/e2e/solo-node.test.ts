@@ -22,6 +22,14 @@ describe('e2e: a node on its own', () => {
     node = nodes[0]!
   })
 
+  /** A client of the node, closed after the suite. */
+  const make = (): TalariaClient => {
+    const url = node.httpUrl.replace(/^http/, 'ws') + '/v1'
+    const c = createClient({ url, identity: createIdentity(), store: new MemoryStore(), WebSocket: WebSocket as unknown as WebSocketConstructor })
+    clients.push(c)
+    return c
+  }
+
   after(async () => {
     await Promise.allSettled(clients.map(async (c) => { await c.close() }))
     await closeAll()
@@ -29,12 +37,6 @@ describe('e2e: a node on its own', () => {
 
   it('carries messages between two users with no DHT peers', async () => {
     assert.equal(node.status().dhtPeers, 0)
-    const url = node.httpUrl.replace(/^http/, 'ws') + '/v1'
-    const make = (): TalariaClient => {
-      const c = createClient({ url, identity: createIdentity(), store: new MemoryStore(), WebSocket: WebSocket as unknown as WebSocketConstructor })
-      clients.push(c)
-      return c
-    }
     const alice = make()
     const bob = make()
     await bob.connect()
@@ -47,12 +49,6 @@ describe('e2e: a node on its own', () => {
   })
 
   it('splits queued sends into requests the node accepts: more envelope bytes than one frame holds, no disconnect', async () => {
-    const url = node.httpUrl.replace(/^http/, 'ws') + '/v1'
-    const make = (): TalariaClient => {
-      const c = createClient({ url, identity: createIdentity(), store: new MemoryStore(), WebSocket: WebSocket as unknown as WebSocketConstructor })
-      clients.push(c)
-      return c
-    }
     const alice = make()
     const bob = make()
     await bob.connect()
