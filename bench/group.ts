@@ -243,7 +243,8 @@ try {
   t = performance.now()
   const group = await Promise.race([
     owner.createGroup({ name: 'bench', members: users }),
-    sleep(Math.min(300_000, left())).then(() => { throw new Error('createGroup did not finish in time') })
+    // the owner's invitation to each member is a 1:1 session (DHT lookups): keep 3 minutes to measure
+    sleep(Math.max(300_000, left() - 180_000)).then(() => { throw new Error('createGroup did not finish in time') })
   ])
   timings.createGroup = (performance.now() - t) / 1000
   log(`group created with ${fmt(users.length + 1)} members in ${fmt(timings.createGroup, 1)} s; waiting for every member to see all of them…`)
