@@ -55,6 +55,8 @@ export const MAX_INVITE_OPS = MAX_GROUP_INVITE_OPS
 const MAX_INVITE_BYTES = MAX_CONTENT_BYTES - 8 * 1024
 /** Pages of `groupHistory` read in one sync of one group. */
 export const MAX_HISTORY_PAGES = 200
+/** How long a member whose devices all have this sender's key goes without a device-list lookup on send, in ms. */
+export const DEVICE_RECHECK_MS = 5 * 60_000
 /** Group and room events queued for processing; beyond it the oldest is dropped (history fills it). */
 export const MAX_GROUP_EVENT_QUEUE = 10_000
 /** Room message ids remembered to drop duplicate pushes. */
@@ -176,6 +178,11 @@ interface OwnKey {
   key: SenderKeyState
   /** Devices that have this key. */
   sentTo: Set<DeviceId>
+  /**
+   * When each member's device list was last looked up for this key (in memory): a send looks up
+   * only members not checked for {@link DEVICE_RECHECK_MS}, not every member every time.
+   */
+  checked?: Map<UserId, number>
 }
 
 interface ReceiverEntry {
@@ -1061,7 +1068,12 @@ export class ClientGroups {
     const deadline = this.deadline()
     const content: SenderKeyContent = { type: 'senderKey', group: g.log.id, epoch: own.epoch, distribution: encodeSenderKeyDistribution(senderKeyDistribution(own.key)) }
     const done: DeviceId[] = []
-    await Promise.all(members.map(async (user) => {
+    const now = Date.now()
+    const checked = own.checked ??= new Map()
+    // a member whose devices all got the key lately needs no lookup: at 1,000 members a lookup per
+    // member per send was a DHT walk per member per message at the nodes
+    const due = members.filter((u) => (checked.get(u) ?? -Infinity) <= now - DEVICE_RECHECK_MS)
+    await Promise.all(due.map(async (user) => {
       let devices: DeviceId[]
       try {
         devices = await this.c.devicesOf(user, call.signal)
@@ -1069,14 +1081,17 @@ export class ClientGroups {
         if (user !== this.me) this.c.log.warn({ err, group: g.log.id, user }, 'no reachable device for a member: it cannot read this group')
         return
       }
+      let all = true
       await Promise.all(devices.filter((d) => d !== this.myDevice && !own.sentTo.has(d)).map(async (device) => {
         try {
           await this.c.sendDirect(user, device, content, { deadline, ...(call.signal !== undefined ? { signal: call.signal } : {}) })
           done.push(device)
         } catch (err) {
+          all = false
           this.c.log.warn({ err, group: g.log.id, device }, 'sender key not delivered; retried before the next message')
         }
       }))
+      if (all) checked.set(user, now)
     }))
     if (done.length === 0) return
     for (const d of done) own.sentTo.add(d)

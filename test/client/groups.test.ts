@@ -115,6 +115,21 @@ describe('groups over a fake node', () => {
     })
   })
 
+  it('looks up the members\' devices when it distributes its sender key, not again on every later send', async () => {
+    const node = new FakeNode()
+    const ids = [createIdentity(), createIdentity(), createIdentity(), createIdentity()]
+    // no client-side lookup cache: every devices lookup the groups layer makes reaches the node
+    await withClients(node, ids.map((identity) => ({ identity, lookupCacheMs: 0 })), async ([a, ...others]) => {
+      const group = await a!.createGroup({ name: 'quiet', members: ids.slice(1).map((i) => i.user.userId) })
+      const got = others.map((o) => collectGroup(o, group, 11))
+      await a!.sendGroup(group, 'first')
+      const afterFirst = node.requests.get('lookup') ?? 0
+      for (let i = 0; i < 10; i++) await a!.sendGroup(group, `more ${i}`)
+      assert.equal(node.requests.get('lookup') ?? 0, afterFirst, 'ten more sends made no lookup')
+      for (const g of got) assert.equal((await g).length, 11)
+    })
+  })
+
   it('orders what arrives out of order, first messages included, and holds messages whose sender key has not arrived yet', async () => {
     const node = new FakeNode()
     const [alice, bob, carol] = [createIdentity(), createIdentity(), createIdentity()]
