@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import type { TalariaNode } from '../../node/index.js'
-import { startMesh, type CloseAll } from '../helpers/mesh.js'
+import { startMesh, waitUntil, type CloseAll } from '../helpers/mesh.js'
 import { envelopes, locationRecord, RecordingSink, sinkOf, testDevice } from './fixtures.js'
 
 describe('bootstrap nodes carry no messaging', () => {
@@ -18,6 +18,8 @@ describe('bootstrap nodes carry no messaging', () => {
     assert.throws(() => bootstrap.messaging(), { code: 'ERR_ROLE' })
     const alice = testDevice()
     const bob = testDevice()
+    // the replica set is taken from the peers the sender knows: wait until the mesh reached it
+    await waitUntil(() => nodes.slice(2).every((n) => sender.getPeers().includes(n.peerId)), { what: 'the sender connected to the other messaging nodes' })
     const replicas = await sender.messaging().mailbox.replicas(bob.ref.user)
     assert.ok(!replicas.some((p) => p.toString() === bootstrap.peerId), 'the bootstrap node is not a replica')
     assert.ok(replicas.length >= 2)
