@@ -16,6 +16,7 @@ const SCENARIOS: Record<string, { script: string, about: string }> = {
   connections: { script: 'bench/connections.ts', about: 'idle authenticated client connections held by one node: count, RSS each, keepalive CPU' },
   dht: { script: 'bench/dht.ts', about: 'record lookups on a 50-node mesh, cold and warm, then with 20% of nodes killed' },
   messaging: { script: 'bench/messaging.ts', about: '1:1 across 2 nodes, one pair: latency and sustained msg/s beside the floors (smallest latency/throughput case)' },
+  transport: { script: 'bench/transport.ts', about: 'group transport, 1 sender to 1/2/4/8 nodes: gossipsub vs direct fan-out on one stream per node (latency, msg/s, CPU)' },
   group: { script: 'bench/group.ts', about: 'a 1,000-member E2E group over a 10-node mesh: fan-out latency to the last member, sustained msg/s' }
 }
 /** Scenarios run when none is named: the quick ones (the mesh scenarios take minutes each). */
