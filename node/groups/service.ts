@@ -11,9 +11,10 @@ import { decodeValue, encodeValue, expectObject, expectUint } from '../../protoc
 import type { GroupEnvelope } from '../../protocol/envelopes.js'
 import { TalariaError } from '../../protocol/errors.js'
 import {
-  decodeGroupOp, decodeGroupTraffic, GroupLog, groupTopic, verifyGroupEnvelope, verifyRoomEnvelope, verifyRoomSender, WordFilter,
+  decodeGroupOp, decodeGroupTraffic, GroupLog, groupTopic, verifyGroupEnvelope, verifyRoomSender, WordFilter,
   type GroupOp, type RoomEnvelope, type WordFilterSettings
 } from '../../protocol/groups/index.js'
+import { equalBytes } from '../../protocol/bytes.js'
 import { parseMessageId, type DeviceId, type GroupId, type UserId } from '../../protocol/ids.js'
 import { MAX_CLOCK_SKEW_MS } from '../../protocol/limits.js'
 import type { GroupRepository, StoredGroupMessage } from '../../storage/index.js'
@@ -617,9 +618,9 @@ export class DefaultGroupService implements GroupService {
     try {
       if (env.kind === 'group') verifyGroupEnvelope(env, device.signingKey)
       else {
-        // the key authenticated on this connection signed it, and the certificate other nodes
-        // will check it by is that key's
-        verifyRoomEnvelope(env, device.signingKey)
+        // the certificate other nodes will check it by must be of the key authenticated here;
+        // verifyRoomSender then checks the envelope signature once, under that key
+        if (!equalBytes(env.cert.signingKey, device.signingKey)) throw new Error('the certificate is not of this connection\'s device key')
         verifyRoomSender(env)
       }
     } catch (err) {
