@@ -629,11 +629,24 @@ export class ClientGroups {
     const result: FanOutResult = { successes: [], failures: [] }
     if (g === undefined) return result
     const content: GroupInviteContent = { type: 'groupInvite', group, ops: this.inviteOps(g) }
+    // a user the ops make a member gets this device's sender key in the same message, so the first
+    // send needs no second 1:1 message (and no second lookup) per member; an invitee gets no key
+    const own = g.log.state.kind === 'group' && g.log.isMember(this.me) ? await this.currentKey(g) : undefined
+    const withKey: GroupInviteContent | undefined = own === undefined
+      ? undefined
+      : { ...content, senderKey: { epoch: own.epoch, distribution: encodeSenderKeyDistribution(senderKeyDistribution(own.key)) } }
+    const keyed: DeviceId[] = []
+    const now = Date.now()
     const deadline = this.deadline()
     await Promise.all(users.map(async (user) => {
       try {
         const devices = (await this.c.devicesOf(user, call.signal)).filter((d) => d !== this.myDevice)
-        await Promise.all(devices.map(async (d) => { await this.c.sendDirect(user, d, content, { deadline, ...(call.signal !== undefined ? { signal: call.signal } : {}) }) }))
+        const member = withKey !== undefined && g.log.isMember(user)
+        await Promise.all(devices.map(async (d) => {
+          await this.c.sendDirect(user, d, member ? withKey : content, { deadline, ...(call.signal !== undefined ? { signal: call.signal } : {}) })
+          if (member) keyed.push(d)
+        }))
+        if (member && own !== undefined) (own.checked ??= new Map()).set(user, now)
         result.successes.push(user)
       } catch (err) {
         // own other devices may not exist; anyone else not reachable is worth reporting
@@ -641,6 +654,7 @@ export class ClientGroups {
         result.failures.push({ user, error: err instanceof Error ? err : new Error(String(err)) })
       }
     }))
+    if (own !== undefined) await this.noteKeySent(g, own, keyed)
     for (const f of result.failures) {
       this.c.emitError(new ClientError((f.error as { code?: string }).code ?? 'ERR_NO_DEVICES', `could not send the invitation to ${group} to ${f.user}: ${f.error.message}`, { cause: f.error }), 'group invite')
     }
@@ -661,7 +675,7 @@ export class ClientGroups {
   async handleDirect (user: UserId, device: DeviceId, content: GroupDirectContent, inboxKey: string): Promise<void> {
     try {
       if (content.type === 'senderKey') await this.onSenderKey(user, device, content)
-      else if (content.type === 'groupInvite') await this.onInvite(user, content)
+      else if (content.type === 'groupInvite') await this.onInvite(user, device, content)
     } finally {
       await this.c.store.batch([{ type: 'del', ns: 'group-inbox', key: inboxKey }])
     }
@@ -703,7 +717,7 @@ export class ClientGroups {
     }
   }
 
-  private async onInvite (from: UserId, c: GroupInviteContent): Promise<void> {
+  private async onInvite (from: UserId, device: DeviceId, c: GroupInviteContent): Promise<void> {
     const group = parseGroupId(c.group)
     const ops: GroupOp[] = []
     for (const bytes of expectArray(c.ops, 'groupInvite.ops', MAX_INVITE_OPS)) {
@@ -715,6 +729,10 @@ export class ClientGroups {
       }
     }
     await this.onInviteOps(from, group, ops)
+    // the key after the ops, which make its sender a member here (a key from a non-member is dropped)
+    if (c.senderKey !== undefined && this.groups.has(group)) {
+      await this.onSenderKey(from, device, { type: 'senderKey', group, epoch: c.senderKey.epoch, distribution: c.senderKey.distribution })
+    }
   }
 
   /** Verified ops of a group, from an invitation by `from` (this user: fetched from the node). */
@@ -1093,10 +1111,15 @@ export class ClientGroups {
       }))
       if (all) checked.set(user, now)
     }))
-    if (done.length === 0) return
-    for (const d of done) own.sentTo.add(d)
+    await this.noteKeySent(g, own, done)
+  }
+
+  /** Records that `devices` have `own` (in memory and in the store), so no send gives it to them again. */
+  private async noteKeySent (g: GroupEntry, own: OwnKey, devices: DeviceId[]): Promise<void> {
+    if (devices.length === 0) return
+    for (const d of devices) own.sentTo.add(d)
     await this.lock.run(async () => {
-      await this.c.store.batch(done.map((d) => ({ type: 'put' as const, ns: 'group-keydist' as const, key: `${g.log.id}/${own.key.keyId}/${d}`, value: new Uint8Array([1]) })))
+      await this.c.store.batch(devices.map((d) => ({ type: 'put' as const, ns: 'group-keydist' as const, key: `${g.log.id}/${own.key.keyId}/${d}`, value: new Uint8Array([1]) })))
     })
   }
 

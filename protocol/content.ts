@@ -84,6 +84,11 @@ export interface GroupInviteContent {
   type: 'groupInvite'
   group: GroupId
   ops: Uint8Array[]
+  /**
+   * The inviting device's sender key, for a user the ops make a member (never for an invitee who
+   * has yet to join): one 1:1 message instead of an invitation and then a key.
+   */
+  senderKey?: { epoch: number, distribution: Uint8Array }
 }
 
 /** Anything inside a 1:1 ciphertext. */
@@ -112,7 +117,9 @@ export function encodeContent (c: Content): Uint8Array {
       return encodeValue(wire)
     }
     case 'groupInvite': {
-      const bytes = encodeValue({ v: CONTENT_FORMAT_VERSION, type: 'groupInvite', group: parseGroupId(c.group), ops: checkOps(c.ops) })
+      const wire: Record<string, unknown> = { v: CONTENT_FORMAT_VERSION, type: 'groupInvite', group: parseGroupId(c.group), ops: checkOps(c.ops) }
+      if (c.senderKey !== undefined) wire.senderKey = checkInviteKey(c.senderKey)
+      const bytes = encodeValue(wire)
       // the receiver refuses anything larger: split a long log over several invites
       if (bytes.length > MAX_CONTENT_BYTES) throw new ProtocolError('ERR_TOO_LARGE', 'content: group invite exceeds MAX_CONTENT_BYTES')
       return bytes
@@ -124,6 +131,11 @@ function checkDistribution (v: unknown): Uint8Array {
   const bytes = expectBytes(v, 'content.distribution', 0, MAX_CONTENT_BYTES)
   decodeSenderKeyDistribution(bytes)
   return bytes
+}
+
+function checkInviteKey (v: unknown): { epoch: number, distribution: Uint8Array } {
+  const o = expectObject(v, 'content.senderKey')
+  return { epoch: expectUint(o.epoch, 'content.senderKey.epoch'), distribution: checkDistribution(o.distribution) }
 }
 
 function checkOps (v: unknown): Uint8Array[] {
@@ -175,8 +187,11 @@ export function decodeContent (bytes: Uint8Array): Content {
       return { type, conv: parseConversationId(o.conv), fromSeq: o.fromSeq as number, toSeq: o.toSeq as number }
     case 'senderKey':
       return { type, group: parseGroupId(o.group), epoch: expectUint(o.epoch, 'content.epoch'), distribution: checkDistribution(o.distribution) }
-    case 'groupInvite':
-      return { type, group: parseGroupId(o.group), ops: checkOps(o.ops) }
+    case 'groupInvite': {
+      const c: GroupInviteContent = { type, group: parseGroupId(o.group), ops: checkOps(o.ops) }
+      if (o.senderKey !== undefined) c.senderKey = checkInviteKey(o.senderKey)
+      return c
+    }
   }
 }
 

@@ -77,6 +77,13 @@ export class FakeNode {
 
   /** Requests served per operation. */
   readonly requests = new Map<string, number>()
+  /** Requests served per authenticated device, then per operation. */
+  readonly requestsBy = new Map<string, Map<string, number>>()
+
+  /** Requests of `op` that `device` made. */
+  requestsOf (device: DeviceId, op: string): number {
+    return this.requestsBy.get(device)?.get(op) ?? 0
+  }
 
   push (device: DeviceId, id: MessageId, bytes: Uint8Array): void {
     for (const s of this.sockets) if (s.device === device) s.event('message', { envelope: bytes })
@@ -85,6 +92,11 @@ export class FakeNode {
 
   handle (s: FakeSocket, req: RequestFrame): ClientOps[keyof ClientOps]['res'] {
     this.requests.set(req.op, (this.requests.get(req.op) ?? 0) + 1)
+    if (s.device !== undefined) {
+      const by = this.requestsBy.get(s.device) ?? new Map<string, number>()
+      by.set(req.op, (by.get(req.op) ?? 0) + 1)
+      this.requestsBy.set(s.device, by)
+    }
     switch (req.op) {
       case 'auth': {
         const b = req.body as ClientOps['auth']['req']

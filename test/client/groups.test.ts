@@ -44,9 +44,9 @@ async function collectGroup (c: TalariaClient, group: GroupId, count: number, ti
 }
 
 /** Waits until `predicate` holds, polling; fails at the deadline. */
-async function until (predicate: () => boolean, what: string, timeoutMs = WAIT): Promise<void> {
+async function until (predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = WAIT): Promise<void> {
   const end = Date.now() + timeoutMs
-  while (!predicate()) {
+  while (!(await predicate())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
@@ -127,6 +127,44 @@ describe('groups over a fake node', () => {
       for (let i = 0; i < 10; i++) await a!.sendGroup(group, `more ${i}`)
       assert.equal(node.requests.get('lookup') ?? 0, afterFirst, 'ten more sends made no lookup')
       for (const g of got) assert.equal((await g).length, 11)
+    })
+  })
+
+  it('gives its sender key with the invitation: the first send after createGroup makes no lookup and no 1:1 send, and every member reads it', async () => {
+    const node = new FakeNode()
+    const ids = [createIdentity(), createIdentity(), createIdentity(), createIdentity()]
+    await withClients(node, ids.map((identity) => ({ identity, lookupCacheMs: 0 })), async ([a, ...others]) => {
+      const got = others.map((o) => nextEvent(o, 'groupMessage', WAIT))
+      const group = await a!.createGroup({ name: 'one trip', members: ids.slice(1).map((i) => i.user.userId) })
+      const me = ids[0]!.device.deviceId
+      const lookups = node.requestsOf(me, 'lookup')
+      const sends = node.requestsOf(me, 'send')
+      assert.ok(lookups >= 3, 'createGroup looked the members up')
+      await a!.sendGroup(group, 'first')
+      assert.equal(node.requestsOf(me, 'lookup'), lookups, 'the first send looked nobody up')
+      assert.equal(node.requestsOf(me, 'send'), sends, 'the first send sent no sender key over 1:1')
+      for (const g of got) {
+        const m = await g
+        assert.equal(m.group, group)
+        assert.equal(m.text, 'first')
+      }
+    })
+  })
+
+  it('gives its sender key with the invitation to members only: an invitee who has not joined gets the ops and no key', async () => {
+    const node = new FakeNode()
+    const [alice, bob, dave] = [createIdentity(), createIdentity(), createIdentity()]
+    const stores = [new MemoryStore(), new MemoryStore()]
+    await withClients(node, [{ identity: alice }, { identity: bob, store: stores[0]! }, { identity: dave, store: stores[1]! }], async ([a, _b, d]) => {
+      const group = await a!.createGroup({ name: 'closed', members: [bob.user.userId] })
+      const daveLearns = nextEvent(d!, 'groupChange', WAIT, (ch) => ch.group === group && ch.op === 'invite')
+      await a!.invite(group, [dave.user.userId])
+      await daveLearns
+      await until(async () => (await stores[0]!.list('group-recv')).length === 1, 'bob, a member, holds alice\'s key from the invitation')
+      // dave's invitation is handled once its inbox entry is gone (the event fired while it was there)
+      await until(async () => (await stores[1]!.list('group-inbox')).length === 0, 'dave\'s invitation handled')
+      assert.equal(d!.group(group)?.members.has(dave.user.userId), false)
+      assert.deepEqual(await stores[1]!.list('group-recv'), [], 'dave, invited only, holds no key')
     })
   })
 

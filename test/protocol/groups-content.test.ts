@@ -38,6 +38,15 @@ describe('group content types inside 1:1 sessions', () => {
     assert.equal(back.type === 'groupInvite' && decodeGroupOp(back.ops[0]!).id, op.id)
   })
 
+  test('groupInvite may carry the inviter\'s sender key; a malformed key is refused either way', () => {
+    const c: Content = { type: 'groupInvite', group, ops: [op.bytes], senderKey: { epoch: 2, distribution } }
+    assert.deepEqual(decodeContent(encodeContent(c)), c)
+    assert.equal(code(() => encodeContent({ ...c, senderKey: { epoch: 2, distribution: distribution.subarray(1) } })), 'ERR_MALFORMED')
+    assert.equal(code(() => encodeContent({ ...c, senderKey: { epoch: -1, distribution } })), 'ERR_MALFORMED')
+    assert.equal(code(() => decodeContent(encodeValue({ v: 1, type: 'groupInvite', group, ops: [op.bytes], senderKey: { epoch: 1 } }))), 'ERR_MALFORMED')
+    assert.equal(code(() => decodeContent(encodeValue({ v: 1, type: 'groupInvite', group, ops: [op.bytes], senderKey: 'k' }))), 'ERR_MALFORMED')
+  })
+
   test('groupInvite limits: non-empty, at most MAX_GROUP_INVITE_OPS, each op and the whole bounded', () => {
     assert.equal(code(() => encodeContent({ type: 'groupInvite', group, ops: [] })), 'ERR_MALFORMED')
     assert.equal(code(() => encodeContent({ type: 'groupInvite', group, ops: Array(MAX_GROUP_INVITE_OPS + 1).fill(op.bytes) })), 'ERR_TOO_LARGE')
