@@ -20,6 +20,13 @@ export const DEFAULT_SHARDS = 8
 export const DEFAULT_PUT_RECORD_TIMEOUT_MS = 30_000
 /** Default deadline of a DHT record lookup, in milliseconds. */
 export const DEFAULT_GET_RECORD_TIMEOUT_MS = 30_000
+/**
+ * Copies of a record a DHT lookup waits for before it answers with the newest of them (its own
+ * store's copy counts as one). Every copy is signed, so the quorum guards freshness only: a peer
+ * that missed an update (or withholds one) is outvoted unless all the first responders did.
+ * A lookup that finds fewer copies runs the whole walk, as before.
+ */
+export const DEFAULT_GET_RECORD_QUORUM = 4
 /** Default deadline of a DHT peer lookup, in milliseconds. */
 export const DEFAULT_FIND_PEER_TIMEOUT_MS = 30_000
 /** Default deadline of a gossipsub publish, in milliseconds. */

@@ -13,6 +13,7 @@ import { NodeError } from './errors.js'
 import { readStoredDhtValue, writeStoredDhtValue } from './libp2p.js'
 import {
   DEFAULT_FIND_PEER_TIMEOUT_MS,
+  DEFAULT_GET_RECORD_QUORUM,
   DEFAULT_GET_RECORD_TIMEOUT_MS,
   DEFAULT_PUT_RECORD_TIMEOUT_MS
 } from './options.js'
@@ -96,14 +97,22 @@ export class DefaultRecordRouting {
     const signal = operationSignal(opts.signal, DEFAULT_GET_RECORD_TIMEOUT_MS, shutdown)
     try {
       const candidates: Uint8Array[] = []
-      if (opts.offline === true || this.components.isAlone()) {
-        const stored = await readStoredDhtValue(this.components.datastore, key, { signal })
-        if (stored !== undefined) candidates.push(stored)
-      } else {
+      const stored = await readStoredDhtValue(this.components.datastore, key, { signal })
+      if (stored !== undefined) candidates.push(stored)
+      if (opts.offline !== true && !this.components.isAlone()) {
+        const quorum = opts.quorum ?? DEFAULT_GET_RECORD_QUORUM
         try {
           await untilAborted((async () => {
             for await (const event of this.components.dht.get(key, { signal })) {
-              if (event.name === 'VALUE') candidates.push(event.value)
+              // kad-dht validated each peer's copy (with the Talaria validator) before this event;
+              // the walk's own best VALUE comes only at its end, after it tried to correct peers
+              if (event.name === 'PEER_RESPONSE' && event.record !== undefined) {
+                candidates.push(event.record.value)
+                // enough copies in hand: leaving the loop ends the walk and its requests in flight
+                if (candidates.length >= quorum) break
+              } else if (event.name === 'VALUE') {
+                candidates.push(event.value)
+              }
             }
           })(), signal)
         } catch (err) {
@@ -173,7 +182,10 @@ export class DefaultRecordRouting {
 
   private best (key: Uint8Array, candidates: Uint8Array[]): SignedRecord {
     const valid: Array<{ bytes: Uint8Array, record: SignedRecord }> = []
-    for (const bytes of candidates) {
+    // identical copies (the usual case) are verified once
+    const unique = new Map<string, Uint8Array>()
+    for (const bytes of candidates) unique.set(Buffer.from(bytes).toString('base64'), bytes)
+    for (const bytes of unique.values()) {
       try {
         valid.push({ bytes, record: validateRecord(key, bytes) })
       } catch (err) {

@@ -54,6 +54,11 @@ export interface GetRecordOptions extends AbortOptions {
    * of the key's closest peers, or that it put itself).
    */
   offline?: boolean
+  /**
+   * Answer once this many copies arrived (the newest wins), instead of walking to every closest
+   * peer. Default `DEFAULT_GET_RECORD_QUORUM` (node/options.ts); `Infinity` walks the whole way.
+   */
+  quorum?: number
 }
 
 /** Options of {@link TalariaNode.findPeer}. */
