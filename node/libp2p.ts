@@ -35,8 +35,6 @@ export const TALARIA_DHT_PROTOCOL = '/talaria/kad/1.0.0'
 export const DHT_DATASTORE_PREFIX = '/dht'
 /** Gossipsub heartbeat: mesh maintenance and gossip emission, in milliseconds. */
 export const GOSSIPSUB_HEARTBEAT_MS = 700
-/** Interval of the connection monitor's latency pings, in milliseconds. */
-export const CONNECTION_MONITOR_PING_INTERVAL_MS = 10_000
 
 /** The libp2p services every Talaria node runs. */
 export interface TalariaServices extends Record<string, unknown> {
@@ -205,12 +203,12 @@ export async function createTalariaLibp2p (init: TalariaLibp2pInit): Promise<Tal
       inboundConnectionThreshold: init.inboundConnectionThreshold,
       maxIncomingPendingConnections: init.maxIncomingPendingConnections
     },
-    // A ping lost on a saturated link is not a dead peer: aborting the connection there tears
-    // gossip meshes apart under load. Keep measuring latency, never abort.
-    connectionMonitor: {
-      abortConnectionOnPingFailure: false,
-      pingInterval: CONNECTION_MONITOR_PING_INTERVAL_MS
-    },
+    // Off. Aborting a connection whose ping is late tears gossip meshes apart under load (a lost
+    // ping on a saturated link is not a dead peer), and without aborts the monitor only measures
+    // round trips nobody reads — with a new ping stream per connection every 10 s, which at 50
+    // peers was a large share of an idle node's CPU. Yamux's own keepalive (a ping frame every
+    // 30 s, no stream) keeps idle connections open.
+    connectionMonitor: { enabled: false },
     services: {
       identify: identify(),
       ping: ping(),
@@ -225,7 +223,45 @@ export async function createTalariaLibp2p (init: TalariaLibp2pInit): Promise<Tal
       pubsub: gossipsubService(init)
     }
   }
-  return await createLibp2p(options)
+  const libp2p = await createLibp2p(options)
+  skipRepeatedAddressMerges(libp2p.peerStore)
+  return libp2p
+}
+
+/** How long a peer's addresses, once merged into the peer store, are not merged again, in ms. */
+export const ADDRESS_MERGE_TTL_MS = 60_000
+/** Peers whose last address merge is remembered, at most (least recently merged go first). */
+const ADDRESS_MERGE_MEMORY = 4_096
+
+/**
+ * Every DHT response names up to 20 closer peers, and libp2p merges each into the peer store: a
+ * write lock, a protobuf decode and encode, multiaddr parsing and a `peer:update` event — per
+ * peer, per response, ~150 times per record put on a 10-node mesh, and about a third of the CPU
+ * of a DHT operation. A merge of nothing but addresses already merged for that peer within
+ * {@link ADDRESS_MERGE_TTL_MS} changes nothing the store needs: it answers with the peer as that
+ * merge left it. Merges with anything else (tags, metadata, protocols), new addresses, or for a
+ * peer not seen lately go through.
+ */
+export function skipRepeatedAddressMerges (peerStore: Libp2p['peerStore'], now: () => number = Date.now): void {
+  const merge = peerStore.merge.bind(peerStore)
+  const recent = new Map<string, { addrs: Set<string>, at: number, peer: Awaited<ReturnType<typeof merge>> }>()
+  peerStore.merge = async (id, data, opts) => {
+    const keys = Object.keys(data)
+    if (keys.length !== 1 || keys[0] !== 'multiaddrs' || data.multiaddrs === undefined) return await merge(id, data, opts)
+    const key = id.toString()
+    const addrs = data.multiaddrs.map((ma) => ma.toString())
+    const seen = recent.get(key)
+    if (seen !== undefined && now() - seen.at < ADDRESS_MERGE_TTL_MS && addrs.every((a) => seen.addrs.has(a))) return seen.peer
+    const peer = await merge(id, data, opts)
+    recent.delete(key)
+    // what was offered counts as merged even where the store's address filter kept it out
+    recent.set(key, { addrs: new Set([...addrs, ...peer.addresses.map((a) => a.multiaddr.toString())]), at: now(), peer })
+    if (recent.size > ADDRESS_MERGE_MEMORY) {
+      const oldest = recent.keys().next().value
+      if (oldest !== undefined) recent.delete(oldest)
+    }
+    return peer
+  }
 }
 
 /**
