@@ -559,6 +559,21 @@ export class DefaultGroupService implements GroupService {
     }
     this.reindex(group, log)
     this.pushOps(group, log, news, membersBefore)
+    if (opts.publish && news.length > 0 && this.replicas > 0) {
+      // the group's nearest nodes keep its log as well as its messages, so a member reconnecting,
+      // or anyone entering a room, on a node that has neither finds it there. A new room is kept
+      // before its creator hears back: nobody may be in it yet, so no topic peer could serve it.
+      if (log.state.kind === 'room' && news.some((op) => op.body.type === 'create')) {
+        try {
+          await this.keepGroup(group, opts)
+        } catch (err) {
+          this.log.debug({ err, group }, 'a new room was not kept yet; the keep rounds retry')
+          this.toKeep.add(group)
+        }
+      } else {
+        this.toKeep.add(group)
+      }
+    }
     if (log.missing().length > 0) this.background(this.fetchLog(group, {}), 'fetch missing ops')
     return { results, loaded }
   }
@@ -1059,34 +1074,37 @@ export class DefaultGroupService implements GroupService {
     try {
       const groups = [...this.toKeep].slice(0, MAX_KEEP_GROUPS_PER_ROUND)
       for (const g of groups) this.toKeep.delete(g)
-      await Promise.all(groups.map(async (group) => {
-        const peers = await this.replicaSet(group, {})
-        let taken = 0
-        await Promise.all(peers.map(async (peer) => {
-          try {
-            const res = await this.c.requestHistory(peer, { op: 'keep', group }, {})
-            if (res.ok) {
-              taken++
-            } else {
-              this.log.debug({ group, peer, code: res.code }, 'keep refused')
-              // the peer knows nearer nodes than this one's set: find them again next round
-              if (res.code === 'ERR_NOT_NEAREST') this.replicaSets.delete(group)
-            }
-          } catch (err) {
-            this.log.debug({ err, group, peer }, 'keep request failed')
-          }
-        }))
-        // too few replicas took it (the routing table may still be filling): try again, a few times
-        const attempts = (this.keepAttempts.get(group) ?? 0) + 1
-        if (taken < Math.min(2, this.replicas) && attempts < MAX_KEEP_ATTEMPTS) {
-          this.keepAttempts.set(group, attempts)
-          this.toKeep.add(group)
-        } else {
-          this.keepAttempts.delete(group)
-        }
-      }))
+      await Promise.all(groups.map(async (group) => { await this.keepGroup(group, {}) }))
     } finally {
       this.keeping = false
+    }
+  }
+
+  /** Asks the group's replicas to pull it from this node; too few takers queue it for the next rounds. */
+  private async keepGroup (group: GroupId, opts: CallOptions): Promise<void> {
+    const peers = await this.replicaSet(group, opts)
+    let taken = 0
+    await Promise.all(peers.map(async (peer) => {
+      try {
+        const res = await this.c.requestHistory(peer, { op: 'keep', group }, opts)
+        if (res.ok) {
+          taken++
+        } else {
+          this.log.debug({ group, peer, code: res.code }, 'keep refused')
+          // the peer knows nearer nodes than this one's set: find them again next round
+          if (res.code === 'ERR_NOT_NEAREST') this.replicaSets.delete(group)
+        }
+      } catch (err) {
+        this.log.debug({ err, group, peer }, 'keep request failed')
+      }
+    }))
+    // too few replicas took it (the routing table may still be filling): try again, a few times
+    const attempts = (this.keepAttempts.get(group) ?? 0) + 1
+    if (taken < Math.min(2, this.replicas) && attempts < MAX_KEEP_ATTEMPTS) {
+      this.keepAttempts.set(group, attempts)
+      this.toKeep.add(group)
+    } else {
+      this.keepAttempts.delete(group)
     }
   }
 

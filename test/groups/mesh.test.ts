@@ -185,6 +185,26 @@ describe('groups across nodes', () => {
     assert.equal(decodeRoomEnvelope(visitorSink.messages()[0]!.envelope).text, 'welcome')
   })
 
+  it('keeps a new room on its nearest nodes before answering its creator: a visitor on a node nobody shares finds it by id', async () => {
+    // more nodes than replicas, so the creating node is outside some rooms' replica sets
+    const more = [await startNode(), await startNode(), await startNode()]
+    const entering = more[2]!
+    await waitUntil(() => [...nodes, ...more].every((n) => n.status().dhtPeers >= 3), { what: 'routing tables hold the new nodes' })
+    const owner = member()
+    const visitor = member()
+    await publishDevices(a, owner)
+    // nobody enters these rooms on the creating node: it never subscribes to their topics
+    const rooms = Array.from({ length: 6 }, (_, i) => new TestGroup(owner, { name: `lobby ${i}`, joinPolicy: 'open' }, 'room'))
+    for (const room of rooms) {
+      const res = await a.groups().submitOps(owner.auth, { group: room.id, ops: room.bytes() })
+      assert.deepEqual(res.results.map((r) => r.status), ['applied'])
+    }
+    const sink = new RecordingGroupSink()
+    entering.groups().attach(visitor.auth, sink)
+    const entered = await Promise.allSettled(rooms.map(async (room) => await entering.groups().enterRoom(visitor.auth, sink, { room: room.id })))
+    assert.deepEqual(entered.map((r) => r.status === 'fulfilled' ? 'entered' : String((r.reason as { code?: unknown }).code)), rooms.map(() => 'entered'))
+  })
+
   it('checks a room sender by the certificate its message carries: no published keys needed, forged or revoked refused', async () => {
     const owner = member()
     const visitor = member()
