@@ -93,6 +93,8 @@ interface CacheEntry {
   record?: SignedRecord
   bytes?: Uint8Array
   expiresAt: number
+  /** The device list in `record`, once decoded and verified (null: it does not verify). */
+  list?: DeviceList | null
 }
 
 /** The record's DHT value bytes, rebuilt from the decoded record (its signature covers the canonical fields). */
@@ -183,15 +185,19 @@ export class DefaultDirectory implements MessagingDirectory {
   /** The verified device list of `user` in a devices entry, or undefined when it holds none. */
   private deviceListOf (entry: CacheEntry, user: UserId): DeviceList | undefined {
     if (entry.record === undefined) return undefined
-    try {
-      const list = decodeDevicesPayload(entry.record.payload)
-      verifyDeviceList(list)
-      if (list.userId !== user) return undefined
-      return list
-    } catch (err) {
-      this.components.logger.debug({ err, user }, 'device list record with an invalid payload')
-      return undefined
+    // verified once per cached record (a newer record is a new entry): group traffic asks for the
+    // sender's list on every message, and each check is several signature verifications
+    if (entry.list === undefined) {
+      try {
+        const list = decodeDevicesPayload(entry.record.payload)
+        verifyDeviceList(list)
+        entry.list = list
+      } catch (err) {
+        this.components.logger.debug({ err, user }, 'device list record with an invalid payload')
+        entry.list = null
+      }
     }
+    return entry.list !== null && entry.list.userId === user ? entry.list : undefined
   }
 
   async lookup (user: UserId, opts: CallOptions = {}): Promise<{ deviceList?: Uint8Array, prekeys: Uint8Array[] }> {

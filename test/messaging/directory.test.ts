@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { pino } from 'pino'
-import { decodeRecord, recordKey, validateRecord, type SignedRecord } from '../../protocol/records.js'
+import { decodeRecord, encodeDevicesPayload, recordKey, signRecord, validateRecord, type SignedRecord } from '../../protocol/records.js'
+import { addDeviceToList, certifyDevice } from '../../protocol/identity.js'
 import { utf8Decode } from '../../protocol/bytes.js'
 import { TalariaError } from '../../protocol/errors.js'
 import { DefaultDirectory, encodeSignedRecord } from '../../node/messaging/directory.js'
@@ -95,6 +96,26 @@ describe('directory (unit, stubbed DHT)', () => {
     }
     assert.equal((await dir.getDeviceList(d.user.userId))?.devices[0]?.deviceId, d.device.deviceId)
     assert.deepEqual(await dir.lookup(testDevice().user.userId), { prekeys: [] })
+  })
+
+  test('a cached device list is decoded and verified once per record: repeated reads share it, a newer record replaces it', async () => {
+    const dht = fakeDht()
+    const dir = new DefaultDirectory(dht.components)
+    const d = testDevice()
+    dht.store.set(utf8Decode(recordKey('devices', d.user.userId)), devicesRecord(d))
+    const first = await dir.getDeviceList(d.user.userId)
+    assert.ok(first !== undefined)
+    assert.equal(await dir.getDeviceList(d.user.userId), first, 'the same verified object, not a second verification')
+    assert.equal(dir.cachedDeviceList(d.user.userId)?.list, first)
+    const second = testDevice()
+    const newer = addDeviceToList(first, d.user, certifyDevice(d.user, second.device))
+    await dir.publish([signRecord(
+      { kind: 'devices', id: d.user.userId, seq: newer.seq, expiresAt: Date.now() + 3600_000, payload: encodeDevicesPayload(newer) },
+      { seed: d.user.rootSeed, publicKey: d.user.rootPublicKey }
+    )])
+    const after = dir.cachedDeviceList(d.user.userId)?.list
+    assert.equal(after?.seq, first.seq + 1)
+    assert.equal(after?.devices.length, 2)
   })
 
   test('the cache is bounded: the least recently used entry goes first', async () => {
