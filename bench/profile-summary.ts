@@ -2,7 +2,12 @@
  * Summarises V8 CPU profiles (`--cpu-prof`) of bench runs: the share of samples that were idle,
  * and the functions and packages with the most self time, to name a scenario's top costs.
  *
- * Run: node --import ./scripts/register.js bench/profile-summary.ts <file.cpuprofile>… [--top=25]
+ * Also the inclusive time of Talaria's own functions (any sample with the function on its stack),
+ * which names the operations behind library time (a stream write, a LevelDB batch).
+ *
+ * Run: node --import ./scripts/register.js bench/profile-summary.ts <file.cpuprofile>… [--top=25] [--last-seconds=N]
+ * `--last-seconds` keeps only the profile's last N seconds: a bench's measured phase comes last,
+ * after a setup that would otherwise dominate.
  */
 import { readFileSync } from 'node:fs'
 import { numberArg } from './lib/result.js'
@@ -23,11 +28,34 @@ function origin (url: string): string {
 }
 
 const top = numberArg('top', 25)
+const lastSeconds = numberArg('last-seconds', 0)
+const OWN = /\/(client|node|protocol|storage)\//
 for (const file of process.argv.slice(2).filter((a) => !a.startsWith('--'))) {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
   const selfUs = new Map<number, number>()
-  profile.samples.forEach((id, i) => { selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)) })
+  const parent = new Map<number, number>()
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+  const span = profile.timeDeltas.reduce((a, b) => a + b, 0)
+  const from = lastSeconds > 0 ? span - lastSeconds * 1e6 : -Infinity
+  const inclusive = new Map<string, number>()
+  let at = 0
+  profile.samples.forEach((id, i) => {
+    const dt = profile.timeDeltas[i] ?? 0
+    at += dt
+    if (at < from) return
+    selfUs.set(id, (selfUs.get(id) ?? 0) + dt)
+    if (byId.get(id)?.callFrame.functionName === '(idle)') return
+    const seen = new Set<string>()
+    for (let n: number | undefined = id; n !== undefined; n = parent.get(n)) {
+      const f = byId.get(n)?.callFrame
+      if (f === undefined || !OWN.test(f.url) || f.url.includes('node_modules')) continue
+      const key = `${f.functionName === '' ? '(anonymous)' : f.functionName} ${origin(f.url)}:${f.lineNumber + 1}`
+      if (seen.has(key)) continue
+      seen.add(key)
+      inclusive.set(key, (inclusive.get(key) ?? 0) + dt)
+    }
+  })
   let total = 0
   let idle = 0
   const fns = new Map<string, number>()
@@ -45,9 +73,11 @@ for (const file of process.argv.slice(2).filter((a) => !a.startsWith('--'))) {
   }
   const busy = total - idle
   const pct = (us: number): string => `${(100 * us / busy).toFixed(1)}%`
-  console.log(`\n## ${file}\n\n${(total / 1e6).toFixed(1)} s sampled, ${(100 * idle / total).toFixed(0)}% idle; shares below are of the busy time\n`)
+  console.log(`\n## ${file}\n\n${(total / 1e6).toFixed(1)} s sampled${lastSeconds > 0 ? ` (the last ${lastSeconds} s)` : ''}, ${(100 * idle / total).toFixed(0)}% idle; shares below are of the busy time\n`)
   console.log('| self time | where |\n| ---: | --- |')
   for (const [k, us] of [...origins].sort((a, b) => b[1] - a[1]).slice(0, 12)) console.log(`| ${pct(us)} | ${k} |`)
   console.log('\n| self time | function |\n| ---: | --- |')
   for (const [k, us] of [...fns].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`| ${pct(us)} | ${k} |`)
+  console.log('\n| inclusive | Talaria function |\n| ---: | --- |')
+  for (const [k, us] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`| ${pct(us)} | ${k} |`)
 }
