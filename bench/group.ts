@@ -3,8 +3,8 @@
  * processes). Member clients live in worker processes (bench/group-worker.ts), spread round-robin
  * over the nodes; the owner, also the only sender, lives here on node 0. The owner creates the
  * group with every member (the SDK splits the adds into ops of ≤256 users), the bench waits until
- * every member's view has all members, one warm-up message distributes the sender key to every
- * member device over 1:1 sessions, then `messages` messages go out at `rate` per second.
+ * every member's view has all members (the invitations carried the owner's sender key), one
+ * warm-up message shows every member can read the group, then `messages` messages go out at `rate` per second.
  *
  * Fan-out latency of a message: the receive time of its last member (max over workers, host
  * clock `performance.timeOrigin + performance.now()` in every process) minus its send time. Then a
@@ -14,7 +14,7 @@
  * Nodes run with their request rate limits raised (as in the throughput scenario): the owner's
  * invitations and sender-key distribution are ~2 requests per member in a burst.
  *
- * Run: npm run bench -- group [--members=1000] [--nodes=10] [--messages=200] [--rate=10] [--workers=4]
+ * Run: npm run bench -- group [--members=1000] [--nodes=10] [--messages=60] [--rate=1] [--workers=4]
  */
 import type { ChildProcess } from 'node:child_process'
 import { loadavg } from 'node:os'
@@ -32,8 +32,8 @@ import type { GroupId, UserId } from '../protocol/ids.js'
 const settings = {
   members: numberArg('members', 1000),
   nodes: numberArg('nodes', 10),
-  messages: numberArg('messages', 200),
-  rate: numberArg('rate', 10),
+  messages: numberArg('messages', 60),
+  rate: numberArg('rate', 1),
   workers: numberArg('workers', 4),
   concurrency: numberArg('concurrency', 6),
   /** The sustained-rate step stops when p99 to the last member exceeds this. */
@@ -258,7 +258,7 @@ try {
   log(`${fmt(figures.membersWithFullView as number)}/${fmt(users.length)} members see ${total} members (${fmt(timings.membership, 1)} s)`)
   if (!allJoined) throw new Error('not every member saw the whole group in time')
 
-  // warm-up: the first message distributes the sender key to every member device
+  // warm-up: the first message reaches every member once keys and topic subscriptions are in place
   t = performance.now()
   // the sender key goes to every member over 1:1 (a location lookup per device once the cache has
   // expired): keep 2 minutes to measure
