@@ -632,21 +632,23 @@ export class ClientGroups {
     // a user the ops make a member gets this device's sender key in the same message, so the first
     // send needs no second 1:1 message (and no second lookup) per member; an invitee gets no key
     const own = g.log.state.kind === 'group' && g.log.isMember(this.me) ? await this.currentKey(g) : undefined
-    const withKey: GroupInviteContent | undefined = own === undefined
-      ? undefined
-      : { ...content, senderKey: { epoch: own.epoch, distribution: encodeSenderKeyDistribution(senderKeyDistribution(own.key)) } }
+    let withKey: GroupInviteContent | undefined
+    if (own !== undefined) {
+      const { epoch, distribution } = keyContent(g, own)
+      withKey = { ...content, senderKey: { epoch, distribution } }
+    }
     const keyed: DeviceId[] = []
     const now = Date.now()
     const deadline = this.deadline()
     await Promise.all(users.map(async (user) => {
       try {
         const devices = (await this.c.devicesOf(user, call.signal)).filter((d) => d !== this.myDevice)
-        const member = withKey !== undefined && g.log.isMember(user)
+        const keyedInvite = g.log.isMember(user) ? withKey : undefined
         await Promise.all(devices.map(async (d) => {
-          await this.c.sendDirect(user, d, member ? withKey : content, { deadline, ...(call.signal !== undefined ? { signal: call.signal } : {}) })
-          if (member) keyed.push(d)
+          await this.c.sendDirect(user, d, keyedInvite ?? content, { deadline, ...(call.signal !== undefined ? { signal: call.signal } : {}) })
+          if (keyedInvite !== undefined) keyed.push(d)
         }))
-        if (member && own !== undefined) (own.checked ??= new Map()).set(user, now)
+        if (keyedInvite !== undefined && own !== undefined) (own.checked ??= new Map()).set(user, now)
         result.successes.push(user)
       } catch (err) {
         // own other devices may not exist; anyone else not reachable is worth reporting
@@ -729,8 +731,9 @@ export class ClientGroups {
       }
     }
     await this.onInviteOps(from, group, ops)
-    // the key after the ops, which make its sender a member here (a key from a non-member is dropped)
-    if (c.senderKey !== undefined && this.groups.has(group)) {
+    // the key after the ops, which make its sender a member here; taken exactly as a `senderKey`
+    // content (a non-member's is dropped; for a group still unknown, the node's log is fetched)
+    if (c.senderKey !== undefined) {
       await this.onSenderKey(from, device, { type: 'senderKey', group, epoch: c.senderKey.epoch, distribution: c.senderKey.distribution })
     }
   }
@@ -1084,7 +1087,7 @@ export class ClientGroups {
   private async distribute (g: GroupEntry, own: OwnKey, call: GroupCallOptions): Promise<void> {
     const members = g.log.memberUsers()
     const deadline = this.deadline()
-    const content: SenderKeyContent = { type: 'senderKey', group: g.log.id, epoch: own.epoch, distribution: encodeSenderKeyDistribution(senderKeyDistribution(own.key)) }
+    const content = keyContent(g, own)
     const done: DeviceId[] = []
     const now = Date.now()
     const checked = own.checked ??= new Map()
@@ -1207,4 +1210,9 @@ function decodePending (bytes: Uint8Array): PendingGroupMessage {
     seq: expectUint(o.seq, 'pending.seq'),
     ...(o.base !== undefined ? { base: expectUint(o.base, 'pending.base') } : {})
   }
+}
+
+/** The `senderKey` content that gives `own` to a member device (also what an invitation carries). */
+function keyContent (g: GroupEntry, own: OwnKey): SenderKeyContent {
+  return { type: 'senderKey', group: g.log.id, epoch: own.epoch, distribution: encodeSenderKeyDistribution(senderKeyDistribution(own.key)) }
 }

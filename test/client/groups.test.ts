@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { LevelStore, MemoryStore, createClient, createIdentity, type ClientEvents, type ClientIdentity, type ClientInit, type TalariaClient } from '../../client/index.js'
 import { decodeValue, expectObject, expectBytes } from '../../protocol/codec.js'
-import { deserializeReceiverSenderKey } from '../../protocol/e2e/sender-keys.js'
+import { createSenderKey, deserializeReceiverSenderKey, encodeSenderKeyDistribution, senderKeyDistribution } from '../../protocol/e2e/sender-keys.js'
 import { decodeGroupTraffic, openGroupEnvelope } from '../../protocol/groups/index.js'
 import type { GroupEnvelope } from '../../protocol/envelopes.js'
 import type { GroupId } from '../../protocol/ids.js'
@@ -165,6 +165,28 @@ describe('groups over a fake node', () => {
       await until(async () => (await stores[1]!.list('group-inbox')).length === 0, 'dave\'s invitation handled')
       assert.equal(d!.group(group)?.members.has(dave.user.userId), false)
       assert.deepEqual(await stores[1]!.list('group-recv'), [], 'dave, invited only, holds no key')
+    })
+  })
+
+  it('takes the key of an invitation it drops like any sender key: a group it has not heard of is learned from the node', async () => {
+    const node = new FakeNode()
+    const [alice, bob] = [createIdentity(), createIdentity()]
+    const bobStore = new MemoryStore()
+    await withClients(node, [{ identity: alice }], async ([a]) => {
+      // bob is away while the group is made, and his invitation is lost on the way
+      node.filter = (env) => env.to.device === bob.device.deviceId ? 'drop' : 'deliver'
+      const group = await a!.createGroup({ name: 'lost', members: [bob.user.userId] })
+      await withClients(node, [{ identity: bob, store: bobStore }], async ([b]) => {
+        assert.equal(b!.group(group), undefined)
+        // an invitation carrying only the genesis (which does not name bob) is dropped, but its key is
+        // taken as a senderKey content is: for a group bob has not heard of, he asks his node for the log
+        const genesis = node.groupLogs.get(group)!.ops()[0]!.bytes
+        const content = { type: 'groupInvite' as const, group, ops: [genesis], senderKey: { epoch: 0, distribution: encodeSenderKeyDistribution(senderKeyDistribution(createSenderKey())) } }
+        const layer = (b as unknown as { groupsLayer: { handleDirect: (u: string, d: string, c: unknown, k: string) => Promise<void> } }).groupsLayer
+        await layer.handleDirect(alice.user.userId, alice.device.deviceId, content, 'test-inbox-key')
+        assert.equal((await bobStore.list('group-recv')).length, 1, 'the key was kept')
+        await until(() => b!.group(group)?.members.has(bob.user.userId) === true, 'bob learns the group from his node')
+      })
     })
   })
 
