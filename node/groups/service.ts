@@ -119,6 +119,8 @@ export const MAX_KEEP_GROUPS_PER_ROUND = 64
 export const REPLICA_SET_TTL_MS = 5 * 60_000
 /** Keep rounds one group gets in a row while fewer than two replicas take it. */
 export const MAX_KEEP_ATTEMPTS = 10
+/** Loads of a group's log, started by other callers, that one caller with a create waits out at most. */
+const MAX_LOAD_WAITS = 8
 /** Groups a node keeps as a replica, at most. */
 export const DEFAULT_MAX_REPLICA_GROUPS = 1000
 
@@ -316,18 +318,31 @@ export class DefaultGroupService implements GroupService {
   }
 
   /** The group's log, from memory or storage; undefined when this node holds no `create` of it. */
+  /**
+   * The group's log, from memory or storage; `extra` may carry the create of a group nothing is
+   * stored of yet. One load per group runs at a time, so every caller gets the same log.
+   */
   private async getLoaded (group: GroupId, extra: GroupOp[] = []): Promise<Loaded | undefined> {
-    const hit = this.loaded.get(group)
-    if (hit !== undefined) {
-      this.touch(group, hit)
-      return hit
+    const creates = extra.some((op) => op.body.type === 'create')
+    for (let i = 0; i < MAX_LOAD_WAITS; i++) {
+      const hit = this.loaded.get(group)
+      if (hit !== undefined) {
+        this.touch(group, hit)
+        return hit
+      }
+      const running = this.loading.get(group)
+      if (running === undefined) {
+        const p = this.loadFromStorage(group, extra).finally(() => { this.loading.delete(group) })
+        this.loading.set(group, p)
+        return await p
+      }
+      const got = await running
+      // a load without this create (a history request, say) found nothing stored: waiting on it
+      // alone would drop the create, and with it a replica's whole pull
+      if (got !== undefined || !creates) return got
     }
-    let p = this.loading.get(group)
-    if (p === undefined) {
-      p = this.loadFromStorage(group, extra).finally(() => { this.loading.delete(group) })
-      this.loading.set(group, p)
-    }
-    return await p
+    this.log.warn({ group }, 'group log still loading without its create; giving up this time')
+    return undefined
   }
 
   private async loadFromStorage (group: GroupId, extra: GroupOp[]): Promise<Loaded | undefined> {
@@ -559,18 +574,13 @@ export class DefaultGroupService implements GroupService {
     }
     this.reindex(group, log)
     this.pushOps(group, log, news, membersBefore)
-    if (opts.publish && news.length > 0 && this.replicas > 0) {
-      // the group's nearest nodes keep its log as well as its messages, so a member reconnecting,
-      // or anyone entering a room, on a node that has neither finds it there. A new room is kept
-      // before its creator hears back: nobody may be in it yet, so no topic peer could serve it.
-      if (log.state.kind === 'room' && news.some((op) => op.body.type === 'create')) {
-        try {
-          await this.keepGroup(group, opts)
-        } catch (err) {
-          this.log.debug({ err, group }, 'a new room was not kept yet; the keep rounds retry')
-          this.toKeep.add(group)
-        }
-      } else {
+    if (opts.publish && this.replicas > 0 && log.state.kind === 'room' && news.some((op) => op.body.type === 'create')) {
+      // a new room is kept on its nearest nodes before its creator hears back: nobody may be in it
+      // yet, so no topic peer could serve it to a visitor on another node
+      try {
+        await this.keepGroup(group, opts)
+      } catch (err) {
+        this.log.debug({ err, group }, 'a new room was not kept yet; the keep rounds retry')
         this.toKeep.add(group)
       }
     }

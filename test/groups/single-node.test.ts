@@ -50,6 +50,20 @@ describe('groups on one node', () => {
     assert.equal(got.next, undefined)
   })
 
+  it('takes a new group\'s ops while a read of the same group is still loading it', async () => {
+    const groups = node.groups()
+    const alice = member()
+    const g = new TestGroup(alice)
+    g.op(alice, { type: 'add', users: [member().ref.user] })
+    // a read (a peer's history request, a replica check) starts a load that finds nothing stored
+    const reading = groups.historySource.messages(g.id, 0, undefined, 10)
+    const res = await groups.submitOps(alice.auth, { group: g.id, ops: g.bytes() })
+    await reading
+    assert.deepEqual(res.results.map((r) => r.status), ['applied', 'applied'])
+    const page = await groups.historySource.ops(g.id, 0, 10)
+    assert.equal(page?.items.length, 2)
+  })
+
   it('refuses non-members, muted, banned and dismissed senders with their codes, and forged senders', async () => {
     const groups = node.groups()
     const alice = member()
