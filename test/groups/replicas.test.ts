@@ -49,6 +49,9 @@ describe('group replicas near the group id', () => {
     late = await createNode({ ...loopbackInit(await tempDataDir()), bootstrap: [firstTcpAddr(nodes[0]!)] })
     await late.start()
     await waitUntil(() => late!.getPeers().includes(nodes[0]!.peerId), { what: 'the late node connected' })
+    // the replicas are found through the DHT: a routing table still holding only the bootstrap
+    // node would name the wrong ones
+    await waitUntil(() => late!.status().dhtPeers >= others.length, { what: 'the late node knows the surviving nodes' })
     late.groups().attach(erin.auth, new RecordingGroupSink())
     await late.groups().submitOps(erin.auth, { group: g.id, ops: g.bytes() })
     const res = await late.groups().history(erin.auth, { group: g.id, since: 0 })
