@@ -5,9 +5,10 @@
  * Also the inclusive time of Talaria's own functions (any sample with the function on its stack),
  * which names the operations behind library time (a stream write, a LevelDB batch).
  *
- * Run: node --import ./scripts/register.js bench/profile-summary.ts <file.cpuprofile>… [--top=25] [--last-seconds=N]
+ * Run: node --import ./scripts/register.js bench/profile-summary.ts <file.cpuprofile>… [--top=25] [--last-seconds=N] [--skip-last-seconds=M]
  * `--last-seconds` keeps only the profile's last N seconds: a bench's measured phase comes last,
- * after a setup that would otherwise dominate.
+ * after a setup that would otherwise dominate. `--skip-last-seconds` drops the last M seconds
+ * too, so the two cut out a window: a setup phase before the measured one.
  */
 import { readFileSync } from 'node:fs'
 import { numberArg } from './lib/result.js'
@@ -29,6 +30,7 @@ function origin (url: string): string {
 
 const top = numberArg('top', 25)
 const lastSeconds = numberArg('last-seconds', 0)
+const skipLastSeconds = numberArg('skip-last-seconds', 0)
 const OWN = /\/(client|node|protocol|storage)\//
 for (const file of process.argv.slice(2).filter((a) => !a.startsWith('--'))) {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile
@@ -38,12 +40,13 @@ for (const file of process.argv.slice(2).filter((a) => !a.startsWith('--'))) {
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
   const span = profile.timeDeltas.reduce((a, b) => a + b, 0)
   const from = lastSeconds > 0 ? span - lastSeconds * 1e6 : -Infinity
+  const to = span - skipLastSeconds * 1e6
   const inclusive = new Map<string, number>()
   let at = 0
   profile.samples.forEach((id, i) => {
     const dt = profile.timeDeltas[i] ?? 0
     at += dt
-    if (at < from) return
+    if (at < from || at > to) return
     selfUs.set(id, (selfUs.get(id) ?? 0) + dt)
     if (byId.get(id)?.callFrame.functionName === '(idle)') return
     const seen = new Set<string>()
@@ -73,7 +76,7 @@ for (const file of process.argv.slice(2).filter((a) => !a.startsWith('--'))) {
   }
   const busy = total - idle
   const pct = (us: number): string => `${(100 * us / busy).toFixed(1)}%`
-  console.log(`\n## ${file}\n\n${(total / 1e6).toFixed(1)} s sampled${lastSeconds > 0 ? ` (the last ${lastSeconds} s)` : ''}, ${(100 * idle / total).toFixed(0)}% idle; shares below are of the busy time\n`)
+  console.log(`\n## ${file}\n\n${(total / 1e6).toFixed(1)} s sampled${lastSeconds > 0 ? ` (the last ${lastSeconds} s)` : ''}${skipLastSeconds > 0 ? ` (less the last ${skipLastSeconds} s)` : ''}, ${(100 * idle / total).toFixed(0)}% idle; shares below are of the busy time\n`)
   console.log('| self time | where |\n| ---: | --- |')
   for (const [k, us] of [...origins].sort((a, b) => b[1] - a[1]).slice(0, 12)) console.log(`| ${pct(us)} | ${k} |`)
   console.log('\n| self time | function |\n| ---: | --- |')
