@@ -45,7 +45,7 @@ import { createClientGateway, type ClientGateway } from './gateway/index.js'
 import type { ClientGatewayInit } from './gateway/options.js'
 import { createGroups, type Groups } from './groups/index.js'
 import type { DefaultGroupService, GroupServiceInit } from './groups/index.js'
-import { createMessaging, type Messaging } from './messaging/index.js'
+import { createMessaging, DEFAULT_MAILBOX_POLL_MAX_MS, DEFAULT_MAILBOX_POLL_MS, type Messaging } from './messaging/index.js'
 import { DefaultPubSub, type PubSubRouter } from './pubsub.js'
 import { DefaultRecordRouting } from './record-routing.js'
 import type {
@@ -72,7 +72,7 @@ export const TALARIA_VERSION: string = (JSON.parse(readFileSync(new URL('../pack
 const INIT_KEYS = new Set<string>([
   'dataDir', 'listen', 'announce', 'httpPort', 'httpHost', 'bootstrap', 'useDefaultBootstrap', 'mdns', 'role',
   'shards', 'allowPrivateAddresses', 'logger', 'maxConnections', 'inboundConnectionThreshold',
-  'maxIncomingPendingConnections', 'mailboxReplicas', 'mailboxTtlMs', 'mailboxWriteQuorum', 'gateway',
+  'maxIncomingPendingConnections', 'mailboxReplicas', 'mailboxTtlMs', 'mailboxWriteQuorum', 'mailboxPollMs', 'mailboxPollMaxMs', 'gateway',
   'groupRetentionMs', 'groupHistoryLimit', 'roomHistoryLimit', 'maxGroups'
 ])
 
@@ -80,6 +80,9 @@ const INIT_KEYS = new Set<string>([
 const MAX_GROUP_RETENTION_MS = MAX_RETENTION_MS
 /** Largest per-group history limit a node accepts. */
 const MAX_GROUP_HISTORY_LIMIT = MAX_HISTORY_LIMIT
+
+/** Longest mailbox re-pull delay a node accepts: a day. */
+const MAX_MAILBOX_POLL_MS = 24 * 3600_000
 
 /** Most mailbox replicas a node may ask for (one DHT bucket). */
 const MAX_MAILBOX_REPLICAS = 20
@@ -103,6 +106,8 @@ interface ResolvedInit {
   mailboxReplicas: number
   mailboxTtlMs: number
   mailboxWriteQuorum: number
+  mailboxPollMs: number
+  mailboxPollMaxMs: number
   groups: Required<Pick<GroupServiceInit, 'retentionMs' | 'groupHistoryLimit' | 'roomHistoryLimit' | 'maxGroups'>>
   gateway: ClientGatewayInit
 }
@@ -155,6 +160,7 @@ export function resolveNodeInit (init: TalariaNodeInit): ResolvedInit {
   const bad = validateBootstrapAddrs(bootstrap)
   if (bad[0] !== undefined) throw bad[0]
   const mailboxReplicas = checkInt('mailboxReplicas', init.mailboxReplicas ?? DEFAULT_MAILBOX_REPLICAS, 1, MAX_MAILBOX_REPLICAS)
+  const mailboxPollMs = checkInt('mailboxPollMs', init.mailboxPollMs ?? DEFAULT_MAILBOX_POLL_MS, 0, MAX_MAILBOX_POLL_MS)
   return {
     dataDir: init.dataDir ?? DEFAULT_DATA_DIR,
     listen,
@@ -173,6 +179,8 @@ export function resolveNodeInit (init: TalariaNodeInit): ResolvedInit {
     mailboxReplicas,
     mailboxTtlMs: checkInt('mailboxTtlMs', init.mailboxTtlMs ?? DEFAULT_MAILBOX_TTL_MS, 1000, MAX_RECORD_LIFETIME_MS),
     mailboxWriteQuorum: checkInt('mailboxWriteQuorum', init.mailboxWriteQuorum ?? Math.min(DEFAULT_MAILBOX_WRITE_QUORUM, mailboxReplicas), 1, mailboxReplicas),
+    mailboxPollMs,
+    mailboxPollMaxMs: checkInt('mailboxPollMaxMs', init.mailboxPollMaxMs ?? Math.max(DEFAULT_MAILBOX_POLL_MAX_MS, mailboxPollMs), mailboxPollMs, MAX_MAILBOX_POLL_MS),
     groups: {
       retentionMs: checkInt('groupRetentionMs', init.groupRetentionMs ?? DEFAULT_GROUP_RETENTION_MS, 1000, MAX_GROUP_RETENTION_MS),
       groupHistoryLimit: checkInt('groupHistoryLimit', init.groupHistoryLimit ?? DEFAULT_GROUP_HISTORY_LIMIT, 1, MAX_GROUP_HISTORY_LIMIT),
@@ -312,7 +320,8 @@ class DefaultTalariaNode implements TalariaNode {
           logger: init.logger,
           shutdown: run.shutdown.signal
         }, {
-          mailbox: { replicas: init.mailboxReplicas, ttlMs: init.mailboxTtlMs, writeQuorum: init.mailboxWriteQuorum }
+          mailbox: { replicas: init.mailboxReplicas, ttlMs: init.mailboxTtlMs, writeQuorum: init.mailboxWriteQuorum },
+          delivery: { mailboxPollMs: init.mailboxPollMs, mailboxPollMaxMs: init.mailboxPollMaxMs }
         })
         await run.messaging.start()
         const messaging = run.messaging

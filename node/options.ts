@@ -110,6 +110,13 @@ export interface TalariaNodeInit {
   mailboxTtlMs?: number
   /** Replica confirmations a mailbox write needs. Default {@link DEFAULT_MAILBOX_WRITE_QUORUM}. */
   mailboxWriteQuorum?: number
+  /**
+   * First delay before an attached device's mailbox is pulled again, in milliseconds, doubled after
+   * each pull that finds nothing new; 0 turns re-pulls off. Default 30 s (`DEFAULT_MAILBOX_POLL_MS`).
+   */
+  mailboxPollMs?: number
+  /** Longest delay between re-pulls of an attached device's mailbox, in milliseconds. Default 10 min (`DEFAULT_MAILBOX_POLL_MAX_MS`). */
+  mailboxPollMaxMs?: number
   /** How long group and room messages are kept, in milliseconds. Default {@link DEFAULT_GROUP_RETENTION_MS}. */
   groupRetentionMs?: number
   /** Messages kept per group. Default {@link DEFAULT_GROUP_HISTORY_LIMIT}. */

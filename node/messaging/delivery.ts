@@ -19,6 +19,7 @@
 import type { PeerId } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import { decodeEnvelope, type DirectEnvelope } from '../../protocol/envelopes.js'
+import type { LocationEntry } from '../../protocol/records.js'
 import type { DeviceId, MessageId, UserId } from '../../protocol/ids.js'
 import { deviceOwnerKey, MAX_LIST_LIMIT, type InboxRepository, type OutboxEntry, type OutboxRepository, type StoredMessage } from '../../storage/index.js'
 import type { ArrivalClock } from './clock.js'
@@ -41,8 +42,14 @@ export const DEFAULT_RETRY_DELAY_MS = 500
 export const DEFAULT_MAX_RETRY_DELAY_MS = 30_000
 /** Envelopes pushed to one sink and not yet acked before pushing pauses, whatever the sink says. */
 export const DEFAULT_MAX_UNACKED_PER_SINK = 10_000
-/** How often an attached device's mailbox is pulled again, in milliseconds (catches envelopes sent while its location was not yet visible). */
+/**
+ * First delay before an attached device's mailbox is pulled again, in milliseconds: it catches
+ * envelopes sent while its location was not yet visible (senders' location caches live 30 s).
+ * Each pull that finds nothing new doubles the delay, up to {@link DEFAULT_MAILBOX_POLL_MAX_MS}.
+ */
 export const DEFAULT_MAILBOX_POLL_MS = 30_000
+/** Longest delay between re-pulls of an attached device's mailbox, in milliseconds. */
+export const DEFAULT_MAILBOX_POLL_MAX_MS = 10 * 60_000
 /** Inbox envelopes spilled to the mailbox replicas when a device's last connection closes, at most. */
 export const MAX_SPILL_ENVELOPES = 10_000
 /**
@@ -77,7 +84,10 @@ export interface DeliveryInit {
   retryDelayMs?: number
   maxRetryDelayMs?: number
   maxUnackedPerSink?: number
+  /** First re-pull delay; 0 turns re-pulls off. Default {@link DEFAULT_MAILBOX_POLL_MS}. */
   mailboxPollMs?: number
+  /** Longest re-pull delay. Default {@link DEFAULT_MAILBOX_POLL_MAX_MS}. */
+  mailboxPollMaxMs?: number
 }
 
 interface QueuedEntry { entry: OutboxEntry, key: string }
@@ -109,7 +119,10 @@ interface AttachedDevice {
   syncing: Promise<void> | undefined
   pumping: boolean
   again: boolean
-  poll: ReturnType<typeof setInterval> | undefined
+  /** The next re-pull of the mailbox. */
+  poll: ReturnType<typeof setTimeout> | undefined
+  /** Delay of the next re-pull: doubles after a pull that found nothing new. */
+  pollDelay: number
   /** A pull found no location proof: the next proof for this device starts one. */
   awaitingProof: boolean
   /** Ids pulled from the mailbox, not yet acked: only these have replica copies to delete. */
@@ -164,7 +177,8 @@ export class DefaultDeliveryService implements DeliveryService {
       retryDelayMs: init.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS,
       maxRetryDelayMs: init.maxRetryDelayMs ?? DEFAULT_MAX_RETRY_DELAY_MS,
       maxUnackedPerSink: init.maxUnackedPerSink ?? DEFAULT_MAX_UNACKED_PER_SINK,
-      mailboxPollMs: init.mailboxPollMs ?? DEFAULT_MAILBOX_POLL_MS
+      mailboxPollMs: init.mailboxPollMs ?? DEFAULT_MAILBOX_POLL_MS,
+      mailboxPollMaxMs: Math.max(init.mailboxPollMaxMs ?? DEFAULT_MAILBOX_POLL_MAX_MS, init.mailboxPollMs ?? DEFAULT_MAILBOX_POLL_MS)
     }
   }
 
@@ -196,7 +210,7 @@ export class DefaultDeliveryService implements DeliveryService {
     this.offLocalLocation = undefined
     for (const t of this.timers) clearTimeout(t)
     this.timers.clear()
-    for (const a of this.attached.values()) clearInterval(a.poll)
+    for (const a of this.attached.values()) clearTimeout(a.poll)
     this.attached.clear()
     this.queues.clear()
     this.ready.length = 0
@@ -362,36 +376,23 @@ export class DefaultDeliveryService implements DeliveryService {
       await this.storeLocal(q.user, q.device, batch.map((b) => b.entry.body))
       return batch
     }
-    const location = await directory.locate(q.device).catch(() => undefined)
+    let location = await directory.locate(q.device).catch(() => undefined)
     let offline: QueuedEntry[] = batch
     const done: QueuedEntry[] = []
-    // located here but not attached: its location is stale, it is offline
-    if (location !== undefined && location.node !== peerId.toString()) {
-      const peer = parsePeerId(location.node)
-      if (peer !== undefined) {
-        try {
-          await this.components.learnAddrs(peer, location.addrs)
-          const results = await this.components.sendBatch(peer, batch.map((b) => b.entry.body))
-          offline = []
-          let retry = false
-          batch.forEach((b, i) => {
-            const r = results[i]
-            if (r === 'stored') done.push(b)
-            else if (r === 'invalid') {
-              // the receiver will never take it; keeping it would block the device's queue forever
-              this.components.logger.warn({ id: b.entry.id }, 'recipient node rejected an envelope as invalid; dropped')
-              done.push(b)
-            } else if (r === 'not-here') offline.push(b)
-            else retry = true
-          })
-          if (offline.length > 0) directory.forgetLocation(q.device)
-          if (retry) return done
-        } catch (err) {
-          this.components.logger.debug({ err, peer: location.node }, 'deliver stream failed; using the mailbox')
-          directory.forgetLocation(q.device)
-          offline = batch
-        }
-      }
+    // a node that no longer holds the device answers not-here: its location in the cache may be
+    // stale (the device moved), so one fresh lookup before the mailbox, where an attached device
+    // would find the envelope only at its next re-pull
+    for (let attempt = 0; attempt < 2 && offline.length > 0; attempt++) {
+      // located here but not attached: its location is stale, it is offline
+      if (location === undefined || location.node === peerId.toString()) break
+      const tried = location.node
+      const sent = await this.sendRemote(q, location, offline)
+      done.push(...sent.done)
+      if (sent.retry) return done
+      offline = sent.offline
+      if (offline.length === 0 || attempt > 0) break
+      location = await directory.locate(q.device).catch(() => undefined)
+      if (location?.node === tried) break
     }
     if (offline.length === 0) return done
     // a failure caused by this node stopping says nothing about the recipient: leave the rest in the outbox
@@ -402,6 +403,40 @@ export class DefaultDeliveryService implements DeliveryService {
     if (result.replicas > 0 && result.successes.length >= quorum) return [...done, ...offline]
     this.components.logger.debug({ device: q.device, successes: result.successes.length, replicas: result.replicas }, 'mailbox write quorum not reached')
     return done
+  }
+
+  /**
+   * Sends entries to the node a location names. Resolves with what it stored (or refused as
+   * invalid: never deliverable), what it does not hold the device for, and whether it asked for
+   * the rest later. A failed stream counts as not held: the caller falls back to the mailbox.
+   */
+  private async sendRemote (q: DeviceQueue, location: LocationEntry, entries: QueuedEntry[]): Promise<{ done: QueuedEntry[], offline: QueuedEntry[], retry: boolean }> {
+    const { directory } = this.components
+    const peer = parsePeerId(location.node)
+    if (peer === undefined) return { done: [], offline: entries, retry: false }
+    try {
+      await this.components.learnAddrs(peer, location.addrs)
+      const results = await this.components.sendBatch(peer, entries.map((b) => b.entry.body))
+      const done: QueuedEntry[] = []
+      const offline: QueuedEntry[] = []
+      let retry = false
+      entries.forEach((b, i) => {
+        const r = results[i]
+        if (r === 'stored') done.push(b)
+        else if (r === 'invalid') {
+          // the receiver will never take it; keeping it would block the device's queue forever
+          this.components.logger.warn({ id: b.entry.id }, 'recipient node rejected an envelope as invalid; dropped')
+          done.push(b)
+        } else if (r === 'not-here') offline.push(b)
+        else retry = true
+      })
+      if (offline.length > 0) directory.forgetLocation(q.device)
+      return { done, offline, retry }
+    } catch (err) {
+      this.components.logger.debug({ err, peer: location.node }, 'deliver stream failed; using the mailbox')
+      directory.forgetLocation(q.device)
+      return { done: [], offline: entries, retry: false }
+    }
   }
 
   // ---- inbox and sinks --------------------------------------------------------------------
@@ -459,7 +494,7 @@ export class DefaultDeliveryService implements DeliveryService {
     let a = this.attached.get(k)
     const fresh = a === undefined
     if (a === undefined) {
-      a = { ref: device, sinks: new Set(), syncing: undefined, pumping: false, again: false, poll: undefined, awaitingProof: false, mailboxIds: new Set(), mailboxIdsOverflow: false }
+      a = { ref: device, sinks: new Set(), syncing: undefined, pumping: false, again: false, poll: undefined, pollDelay: this.init.mailboxPollMs, awaitingProof: false, mailboxIds: new Set(), mailboxIdsOverflow: false }
       this.attached.set(k, a)
     }
     const state: SinkState = { sink, paused: false, pushed: new Set(), cursor: undefined, detached: false }
@@ -468,11 +503,8 @@ export class DefaultDeliveryService implements DeliveryService {
     if (fresh) {
       // a device may have been located here before it attached, and sent to its mailbox meanwhile
       this.components.directory.forgetLocation(device.device)
+      // every pull that ends schedules the next (see pullMailbox)
       this.startPull(entry)
-      if (this.init.mailboxPollMs > 0) {
-        entry.poll = setInterval(() => { this.startPull(entry) }, this.init.mailboxPollMs)
-        entry.poll.unref()
-      }
     } else {
       this.pump(k)
     }
@@ -481,7 +513,8 @@ export class DefaultDeliveryService implements DeliveryService {
       state.detached = true
       entry.sinks.delete(state)
       if (entry.sinks.size === 0 && this.attached.get(k) === entry) {
-        clearInterval(entry.poll)
+        clearTimeout(entry.poll)
+        entry.poll = undefined
         this.attached.delete(k)
         this.spill(entry.ref)
       }
@@ -512,9 +545,30 @@ export class DefaultDeliveryService implements DeliveryService {
     }
   }
 
-  /** Pulls the device's mailbox into the local inbox, then pushes. */
+  /**
+   * Schedules the next re-pull of an attached device's mailbox. Envelopes land there while the
+   * device is attached only when a sender could not locate it (its location not yet visible, or a
+   * lookup that failed), so each pull that finds nothing new doubles the delay up to the maximum,
+   * and one that finds something starts over: a fixed period cost every attached device a
+   * replica lookup and k authorized fetches, which at 1,000 devices kept 10 nodes busy.
+   */
+  private schedulePoll (a: AttachedDevice, foundNew: boolean): void {
+    const first = this.init.mailboxPollMs
+    if (first <= 0 || !this.started || this.attached.get(deviceKey(a.ref.user, a.ref.device)) !== a) return
+    clearTimeout(a.poll)
+    const delay = foundNew ? first : a.pollDelay
+    a.pollDelay = foundNew ? first : Math.min(a.pollDelay * 2, this.init.mailboxPollMaxMs)
+    a.poll = setTimeout(() => {
+      a.poll = undefined
+      this.startPull(a)
+    }, delay)
+    a.poll.unref()
+  }
+
+  /** Pulls the device's mailbox into the local inbox, then pushes, then schedules the next pull. */
   private async pullMailbox (a: AttachedDevice, proof: Uint8Array): Promise<void> {
     const { user, device } = a.ref
+    let foundNew = false
     try {
       const lists = await this.components.mailbox.fetchAll(user, device, proof)
       const seen = new Set<string>()
@@ -539,12 +593,14 @@ export class DefaultDeliveryService implements DeliveryService {
         // skip what is already here (a previous pull, or a direct delivery)
         const existing = await Promise.all(ordered.map(async (m) => await this.components.inbox.get(owner, m.id)))
         const fresh = ordered.filter((_, i) => existing[i] === undefined)
-        if (fresh.length > 0) await this.storeLocal(user, device, fresh.map((m) => m.body), fresh.map((m) => m.e))
+        foundNew = fresh.length > 0
+        if (foundNew) await this.storeLocal(user, device, fresh.map((m) => m.body), fresh.map((m) => m.e))
       }
     } catch (err) {
       this.components.logger.warn({ err, device }, 'mailbox pull failed')
     } finally {
       a.syncing = undefined
+      this.schedulePoll(a, foundNew)
       this.pump(deviceKey(user, device))
     }
   }

@@ -28,7 +28,7 @@ export { DefaultDeliveryService, orderByConversation } from './delivery.js'
 export type { DeliveryComponents, DeliveryInit } from './delivery.js'
 export {
   DEFAULT_MAX_QUEUED_ENVELOPES, DEFAULT_DISPATCH_CONCURRENCY, DEFAULT_MAX_BATCH_BYTES, DEFAULT_RETRY_DELAY_MS, DEFAULT_MAX_RETRY_DELAY_MS,
-  DEFAULT_MAX_UNACKED_PER_SINK, DEFAULT_MAILBOX_POLL_MS
+  DEFAULT_MAX_UNACKED_PER_SINK, DEFAULT_MAILBOX_POLL_MS, DEFAULT_MAILBOX_POLL_MAX_MS
 } from './delivery.js'
 export { MailboxService, mailboxKey, authorizeMailboxRequest } from './mailbox.js'
 export type { MailboxComponents, MailboxInit, ReplicaResult } from './mailbox.js'
