@@ -597,7 +597,9 @@ export class DefaultDeliveryService implements DeliveryService {
         if (foundNew) await this.storeLocal(user, device, fresh.map((m) => m.body), fresh.map((m) => m.e))
       }
     } catch (err) {
-      this.components.logger.warn({ err, device }, 'mailbox pull failed')
+      // the next pull is scheduled below; a node that is stopping has nothing to report
+      if (this.started && !this.components.shutdown.aborted) this.components.logger.warn({ err, device }, 'mailbox pull failed')
+      else this.components.logger.debug({ err, device }, 'mailbox pull ended by the node stopping')
     } finally {
       a.syncing = undefined
       this.schedulePoll(a, foundNew)
