@@ -7,6 +7,7 @@
  * has taken the timeout signal the combined one never fires. Here a timer holds the deadline's
  * controller, and a combined signal holds its sources for as long as it lives.
  */
+import { setMaxListeners } from 'node:events'
 import { NodeError } from './errors.js'
 
 /**
@@ -18,9 +19,15 @@ export type DeadlineSignal = AbortSignal & { clear: () => void }
 /** The sources of each combined signal, kept alive by it: AbortSignal.any holds them only weakly. */
 const sourcesOf = new WeakMap<AbortSignal, AbortSignal[]>()
 
-/** Fires when any of `signals` fires; holds them (an inline AbortSignal.timeout among them too) while it lives. */
+/**
+ * Fires when any of `signals` fires; holds them (an inline AbortSignal.timeout among them too) while it lives.
+ * Takes any number of listeners: the libraries it is handed to add one per sub-request (a
+ * kad-dht query, one per disjoint path and more), bounded by their own fan-out, and Node's
+ * default of 10 made every 50-node DHT run log leak warnings that were none.
+ */
 function anySignal (signals: AbortSignal[]): AbortSignal {
   const combined = AbortSignal.any(signals)
+  setMaxListeners(Infinity, combined)
   sourcesOf.set(combined, signals)
   return combined
 }

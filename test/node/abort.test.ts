@@ -141,4 +141,23 @@ describe('deadlines (node/abort.ts)', () => {
     await assert.rejects(untilAborted(new Promise(() => {}), signal), /caller gave up/)
     signal.clear()
   })
+
+  test('a deadline handed to a query that listens once per path (kad-dht: 10 paths and the query) warns of no leak', async () => {
+    const warnings: Error[] = []
+    const onWarning = (w: Error): void => { if (w.name === 'MaxListenersExceededWarning') warnings.push(w) }
+    process.on('warning', onWarning)
+    try {
+      for (const signal of [timeoutSignal(60_000, new AbortController().signal), operationSignal(new AbortController().signal, 60_000, new AbortController().signal)]) {
+        const listeners = Array.from({ length: 25 }, () => () => {})
+        for (const l of listeners) signal.addEventListener('abort', l)
+        for (const l of listeners) signal.removeEventListener('abort', l)
+        signal.clear()
+      }
+      // warnings are emitted on the next tick
+      await new Promise((resolve) => setImmediate(resolve))
+      assert.deepEqual(warnings.map((w) => w.message), [])
+    } finally {
+      process.off('warning', onWarning)
+    }
+  })
 })
