@@ -20,7 +20,7 @@ export { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, SWEEP_CHUNK, OWNER_KEY_SEPARATOR, d
 export { DefaultOutboxRepository } from './repositories/outbox.js'
 export type { OutboxEntry, OutboxRepository, OutboxRepositoryComponents } from './repositories/outbox.js'
 export type {
-  StoredMessage, PutResult, ListCursor, ListOptions, ConversationListOptions,
+  StoredMessage, StoredMessageRef, PutResult, ListCursor, ListOptions, ConversationListOptions,
   MessageRepository, InboxRepository, MailboxRepository
 } from './repositories/messages.js'
 export { DefaultGroupRepository, DEFAULT_GROUP_PAGE, MAX_GROUP_PAGE, GROUP_TRIM_CHUNK } from './repositories/groups.js'

@@ -21,7 +21,7 @@ import type { Logger } from 'pino'
 import { decodeEnvelope, type DirectEnvelope } from '../../protocol/envelopes.js'
 import type { LocationEntry } from '../../protocol/records.js'
 import type { DeviceId, MessageId, UserId } from '../../protocol/ids.js'
-import { deviceOwnerKey, MAX_LIST_LIMIT, type InboxRepository, type OutboxEntry, type OutboxRepository, type StoredMessage } from '../../storage/index.js'
+import { deviceOwnerKey, MAX_LIST_LIMIT, type InboxRepository, type OutboxEntry, type OutboxRepository, type StoredMessage, type StoredMessageRef } from '../../storage/index.js'
 import type { ArrivalClock } from './clock.js'
 import type { CallOptions, DeliveryService, DeviceRef, DeviceSink, SubmittedEnvelope } from './contracts.js'
 import type { MessagingDirectory } from './directory.js'
@@ -57,6 +57,11 @@ export const MAX_SPILL_ENVELOPES = 10_000
  * replicas to delete only those; past this many, every ack of that attachment asks again.
  */
 export const MAX_MAILBOX_IDS_PER_DEVICE = 10_000
+/**
+ * Pushed and not yet acked inbox entries whose keys an attached device remembers, at most, so an
+ * ack deletes them without reading them first; past this many, acks read what they delete.
+ */
+export const MAX_PUSHED_REFS_PER_DEVICE = 10_000
 
 /** What the delivery service uses. */
 export interface DeliveryComponents {
@@ -109,6 +114,17 @@ interface SinkState {
   pushed: Set<string>
   /** Every inbox entry at or before this position was pushed. */
   cursor: { receivedAt: number, id: string } | undefined
+  /**
+   * The inbox may hold entries this sink has not been pushed: the next pump lists the inbox from
+   * the cursor. Otherwise new entries are pushed as they are stored, with no read.
+   */
+  scan: boolean
+  /**
+   * The earliest arrival stamp stored and not pushed to this sink since its last scan began:
+   * stores finish out of stamp order, so the cursor (or a scan in flight) may already be past it;
+   * the next scan starts before it.
+   */
+  rewind: number | undefined
   detached: boolean
 }
 
@@ -129,6 +145,8 @@ interface AttachedDevice {
   mailboxIds: Set<string>
   /** More than MAX_MAILBOX_IDS_PER_DEVICE were pulled: every ack deletes at the replicas. */
   mailboxIdsOverflow: boolean
+  /** Keys of pushed, unacked inbox entries by id (bounded), so an ack deletes without a read. */
+  pushedRefs: Map<string, StoredMessageRef>
 }
 
 function deviceKey (user: string, device: string): string {
@@ -345,7 +363,9 @@ export class DefaultDeliveryService implements DeliveryService {
   /** Removes delivered entries from the outbox and tells their senders. */
   private async finish (done: QueuedEntry[]): Promise<void> {
     try {
-      await this.components.outbox.delete(done.map(({ entry }) => ({ senderUser: entry.senderUser, id: entry.id })))
+      // every queued entry is exactly as the outbox holds it (put by submit or listed by start),
+      // so its keys are known and the delete needs no read
+      await this.components.outbox.deleteKnown(done.map(({ entry }) => entry))
     } catch (err) {
       // a leftover outbox entry is delivered again after a restart: a duplicate, never a loss
       this.components.logger.warn({ err }, 'outbox delete failed')
@@ -449,7 +469,68 @@ export class DefaultDeliveryService implements DeliveryService {
       return { id: e.id, conversation: e.conv, seq: e.seq, receivedAt: this.components.clock.next(), body }
     })
     await Promise.all(messages.map(async (m) => await this.components.inbox.put(owner, m)))
-    this.pump(deviceKey(user, device))
+    this.pushStored(owner, messages)
+  }
+
+  /**
+   * Pushes envelopes just made durable in the inbox to the device's sinks that are caught up,
+   * straight from memory: listing the inbox again for each store (and each ack) was a read and an
+   * iterator per message in the 1:1 bench. A sink that is behind (paused, not yet scanned) or a
+   * device whose pump or mailbox pull is running gets a scan instead.
+   */
+  private pushStored (k: string, messages: StoredMessage[]): void {
+    const a = this.attached.get(k)
+    if (a === undefined) return
+    const busy = a.pumping || a.syncing !== undefined
+    const ordered = orderByConversation(messages)
+    for (const s of a.sinks) {
+      if (s.detached) continue
+      let pushed = 0
+      if (!busy && !s.scan && !s.paused) {
+        for (const m of ordered) {
+          if (!this.pushTo(a, s, m)) break
+          // caught up: everything stored before was pushed, and a store still in flight with an
+          // earlier stamp is pushed when it lands or rewinds the cursor
+          if (s.cursor === undefined || m.receivedAt > s.cursor.receivedAt) s.cursor = { receivedAt: m.receivedAt, id: m.id }
+          pushed++
+        }
+      }
+      if (pushed < ordered.length) {
+        s.scan = true
+        for (let i = pushed; i < ordered.length; i++) s.rewind = Math.min(s.rewind ?? Infinity, (ordered[i] as StoredMessage).receivedAt)
+      }
+    }
+    this.pump(k)
+  }
+
+  /** Pushes one inbox entry to a sink; false when the sink paused (its unacked limit, or full). */
+  private pushTo (a: AttachedDevice, s: SinkState, m: StoredMessage): boolean {
+    if (s.pushed.has(m.id)) return true
+    if (s.pushed.size >= this.init.maxUnackedPerSink) {
+      s.paused = true
+      s.scan = true
+      return false
+    }
+    let taken: boolean
+    try {
+      taken = s.sink.push(m.id as MessageId, m.body)
+    } catch (err) {
+      this.components.logger.warn({ err }, 'sink.push threw')
+      taken = false
+    }
+    // false: the sink did not take it; it is pushed again after drain or an ack
+    if (!taken) {
+      s.paused = true
+      s.scan = true
+      return false
+    }
+    s.pushed.add(m.id)
+    if (a.pushedRefs.size < MAX_PUSHED_REFS_PER_DEVICE) {
+      const ref: StoredMessageRef = { id: m.id, conversation: m.conversation, seq: m.seq, receivedAt: m.receivedAt }
+      if (m.expiresAt !== undefined) ref.expiresAt = m.expiresAt
+      a.pushedRefs.set(m.id, ref)
+    }
+    return true
   }
 
   /**
@@ -494,10 +575,10 @@ export class DefaultDeliveryService implements DeliveryService {
     let a = this.attached.get(k)
     const fresh = a === undefined
     if (a === undefined) {
-      a = { ref: device, sinks: new Set(), syncing: undefined, pumping: false, again: false, poll: undefined, pollDelay: this.init.mailboxPollMs, awaitingProof: false, mailboxIds: new Set(), mailboxIdsOverflow: false }
+      a = { ref: device, sinks: new Set(), syncing: undefined, pumping: false, again: false, poll: undefined, pollDelay: this.init.mailboxPollMs, awaitingProof: false, mailboxIds: new Set(), mailboxIdsOverflow: false, pushedRefs: new Map() }
       this.attached.set(k, a)
     }
-    const state: SinkState = { sink, paused: false, pushed: new Set(), cursor: undefined, detached: false }
+    const state: SinkState = { sink, paused: false, pushed: new Set(), cursor: undefined, scan: true, rewind: undefined, detached: false }
     a.sinks.add(state)
     const entry = a
     if (fresh) {
@@ -648,9 +729,24 @@ export class DefaultDeliveryService implements DeliveryService {
     opts.signal?.throwIfAborted()
     if (ids.length === 0) return 0
     const k = deviceKey(device.user, device.device)
-    let removed: number
+    const before = this.attached.get(k)
+    // entries pushed on this attachment are deleted by their remembered keys, without a read; each
+    // ref is taken once, so a repeated or concurrent ack of the same id reads (and counts 0)
+    const known: StoredMessageRef[] = []
+    const unknown: string[] = []
+    for (const id of ids) {
+      const ref = before?.pushedRefs.get(id)
+      if (ref !== undefined) {
+        before?.pushedRefs.delete(id)
+        known.push(ref)
+      } else {
+        unknown.push(id)
+      }
+    }
+    let removed = 0
     try {
-      removed = await this.components.inbox.delete(deviceOwnerKey(device.user, device.device), ids)
+      if (known.length > 0) removed += await this.components.inbox.deleteKnown(k, known)
+      if (unknown.length > 0) removed += await this.components.inbox.delete(k, unknown)
     } catch (err) {
       throw new MessagingError('ERR_UNAVAILABLE', 'the inbox could not delete the envelopes', { cause: err })
     }
@@ -679,6 +775,9 @@ export class DefaultDeliveryService implements DeliveryService {
   private pump (k: string): void {
     const a = this.attached.get(k)
     if (a === undefined) return
+    let behind = false
+    for (const s of a.sinks) if (s.scan && !s.paused && !s.detached) behind = true
+    if (!behind) return
     if (a.pumping || a.syncing !== undefined) {
       a.again = true
       return
@@ -696,35 +795,33 @@ export class DefaultDeliveryService implements DeliveryService {
   private async pumpOnce (a: AttachedDevice): Promise<void> {
     const owner = deviceOwnerKey(a.ref.user, a.ref.device)
     for (const s of a.sinks) {
+      if (!s.scan || s.paused || s.detached) continue
+      // cleared before listing: an entry stored meanwhile sets it again (pushStored)
+      s.scan = false
+      if (s.rewind !== undefined) {
+        // just before the earliest entry not pushed; stamps are unique on a node, so only that
+        // stamp and later ones are listed (what was pushed since is skipped)
+        if (s.cursor !== undefined && s.cursor.receivedAt >= s.rewind) s.cursor = { receivedAt: s.rewind - 1, id: '\uffff' }
+        s.rewind = undefined
+      }
+      let complete = false
       // bounded: each page advances the cursor, or the sink is paused and the loop ends
       for (let pages = 0; pages < 1_000 && !s.paused && !s.detached; pages++) {
         const page = await this.components.inbox.list(owner, { limit: MAX_LIST_LIMIT, ...(s.cursor !== undefined ? { after: s.cursor } : {}) })
-        if (page.length === 0) break
-        for (const m of orderByConversation(page)) {
-          if (s.pushed.has(m.id)) continue
-          if (s.pushed.size >= this.init.maxUnackedPerSink) {
-            s.paused = true
-            break
-          }
-          let taken: boolean
-          try {
-            taken = s.sink.push(m.id as MessageId, m.body)
-          } catch (err) {
-            this.components.logger.warn({ err }, 'sink.push threw')
-            taken = false
-          }
-          // false: the sink did not take it; it is pushed again after drain or an ack
-          if (!taken) {
-            s.paused = true
-            break
-          }
-          s.pushed.add(m.id)
+        if (page.length === 0) {
+          complete = true
+          break
         }
+        for (const m of orderByConversation(page)) if (!this.pushTo(a, s, m)) break
         if (s.paused) break
         const last = page[page.length - 1] as StoredMessage
         s.cursor = { receivedAt: last.receivedAt, id: last.id }
-        if (page.length < MAX_LIST_LIMIT) break
+        if (page.length < MAX_LIST_LIMIT) {
+          complete = true
+          break
+        }
       }
+      if (!complete) s.scan = true
     }
   }
 

@@ -94,7 +94,16 @@ export interface MessageRepository {
   list (userId: string, options?: ListOptions): Promise<StoredMessage[]>
   /** Removes the given messages and their index entries in one atomic batch; returns how many existed. */
   delete (userId: string, ids: readonly string[]): Promise<number>
+  /**
+   * Removes messages the caller holds exactly as they were stored (read or put by it), in one atomic
+   * batch, without reading them first. Only for records the caller knows exist unchanged: a record
+   * that is gone is deleted again (a no-op) and still counted. Returns `records.length`.
+   */
+  deleteKnown (userId: string, records: readonly StoredMessageRef[]): Promise<number>
 }
+
+/** What {@link MessageRepository.deleteKnown} needs of a stored message: its keys. */
+export type StoredMessageRef = Pick<StoredMessage, 'id' | 'conversation' | 'seq' | 'receivedAt' | 'expiresAt'>
 
 /** The inbox: messages delivered to this node's users. */
 export type InboxRepository = MessageRepository
@@ -166,7 +175,7 @@ export class DefaultMessageRepository implements MailboxRepository {
   }
 
   /** Every key (primary and indexes) of one record, as full-key operations. */
-  private recordOps (userId: string, msg: StoredMessage, kind: 'put' | 'del'): KvOp[] {
+  private recordOps (userId: string, msg: StoredMessageRef & { body?: Uint8Array }, kind: 'put' | 'del'): KvOp[] {
     const b = this.buckets
     const keys: Array<[number, Uint8Array]> = [
       [b.byConversation, encodeKey(userId, msg.conversation, msg.seq, msg.id)],
@@ -175,6 +184,7 @@ export class DefaultMessageRepository implements MailboxRepository {
     if (b.byExpiry !== undefined && msg.expiresAt !== undefined) keys.push([b.byExpiry, encodeKey(msg.expiresAt, userId, msg.id)])
     const primary = encodeKey(userId, msg.id)
     if (kind === 'del') return [delOp(b.primary, primary), ...keys.map(([bucket, key]) => delOp(bucket, key))]
+    if (msg.body === undefined) throw invalid('body must be a Uint8Array')
     const stored: StoredMessage = { id: msg.id, conversation: msg.conversation, seq: msg.seq, receivedAt: msg.receivedAt, body: msg.body }
     if (msg.expiresAt !== undefined) stored.expiresAt = msg.expiresAt
     return [putOp(b.primary, primary, encodeValue(stored)), ...keys.map(([bucket, key]) => putOp(bucket, key, EMPTY))]
@@ -257,6 +267,24 @@ export class DefaultMessageRepository implements MailboxRepository {
     for (const id of ids) checkString(id, 'id')
     if (ids.length === 0) return 0
     return await this.deleteOnShard(this.shard(userId), ids.map((id) => ({ userId, id })))
+  }
+
+  async deleteKnown (userId: string, records: readonly StoredMessageRef[]): Promise<number> {
+    checkString(userId, 'userId')
+    for (const r of records) {
+      checkString(r.id, 'id')
+      checkString(r.conversation, 'conversation')
+      checkTime(r.seq, 'seq')
+      checkTime(r.receivedAt, 'receivedAt')
+      if (r.expiresAt !== undefined) checkTime(r.expiresAt, 'expiresAt')
+    }
+    if (records.length === 0) return 0
+    const shard = this.shard(userId)
+    const ops = records.flatMap((r) => this.recordOps(userId, r, 'del'))
+    await this.lock.with(records.map((r) => DefaultMessageRepository.lockKey(userId, r.id)), async () => {
+      await shard.write(ops)
+    })
+    return records.length
   }
 
   /**

@@ -39,6 +39,11 @@ export interface OutboxRepository {
   put (entries: readonly OutboxEntry[]): Promise<boolean[]>
   /** Removes entries (with their index entries); returns how many existed. */
   delete (refs: ReadonlyArray<{ senderUser: string, id: string }>): Promise<number>
+  /**
+   * Removes entries the caller holds exactly as stored (put or listed by it), without reading them
+   * first: the order index key comes from `order`. An entry that is gone is deleted again, a no-op.
+   */
+  deleteKnown (entries: ReadonlyArray<Pick<OutboxEntry, 'senderUser' | 'id' | 'order'>>): Promise<void>
   /** Entries in submission order after `afterOrder` (exclusive), across every shard. */
   list (options?: { afterOrder?: number, limit?: number }): Promise<OutboxEntry[]>
 }
@@ -148,6 +153,24 @@ export class DefaultOutboxRepository implements OutboxRepository {
       })
     }))
     return removed
+  }
+
+  async deleteKnown (entries: ReadonlyArray<Pick<OutboxEntry, 'senderUser' | 'id' | 'order'>>): Promise<void> {
+    for (const e of entries) {
+      for (const k of ['id', 'senderUser'] as const) {
+        if (typeof e[k] !== 'string' || e[k].length === 0) throw invalid(`outbox ${k} must be a non-empty string`)
+      }
+      if (!Number.isSafeInteger(e.order) || e.order < 0) throw invalid('outbox order must be a non-negative safe integer')
+    }
+    await Promise.all([...this.byShard(entries)].map(async ([shard, group]) => {
+      const ops = group.flatMap(({ item }) => [
+        delOp(Bucket.outbox, encodeKey(item.senderUser, item.id)),
+        delOp(Bucket.outboxByOrder, encodeKey(item.order, item.senderUser, item.id))
+      ])
+      await this.lock.with(group.map(({ item }) => DefaultOutboxRepository.lockKey(item.senderUser, item.id)), async () => {
+        await shard.write(ops)
+      })
+    }))
   }
 
   async list (options: { afterOrder?: number, limit?: number } = {}): Promise<OutboxEntry[]> {

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
 import { rm } from 'node:fs/promises'
 import { describe, test } from 'node:test'
-import { openStorage, deviceOwnerKey, type OutboxEntry } from '../../storage/index.js'
+import { Bucket, DefaultOutboxRepository, openStorage, deviceOwnerKey, shardIndex, type OutboxEntry } from '../../storage/index.js'
+import { openMemoryEngine } from '../../storage/level-engine.js'
+import { Shard } from '../../storage/shard.js'
 import { tempDataDir } from '../helpers/mesh.js'
 
 function entry (senderUser: string, id: string, order: number): OutboxEntry {
@@ -25,6 +27,29 @@ describe('storage: outbox and per-device boxes', () => {
     } finally {
       await storage.close()
       await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  test('outbox deleteKnown removes entries and their order index by the order the caller holds', async () => {
+    const shards = await Promise.all([0, 1, 2].map(async (i) => new Shard(i, await openMemoryEngine())))
+    const outbox = new DefaultOutboxRepository({ shards, shardFor: (k) => shardIndex(k, shards.length) })
+    const count = async (bucket: number): Promise<number> => {
+      let c = 0
+      for (const shard of shards) for await (const _ of shard.bucket(bucket).iterate()) c++
+      return c
+    }
+    try {
+      const entries = Array.from({ length: 12 }, (_, i) => entry(`u${i % 3}`, `m${i}`, 10 + i))
+      await outbox.put(entries)
+      await outbox.deleteKnown(entries.filter((_, i) => i % 2 === 0))
+      assert.deepEqual((await outbox.list()).map((e) => e.order), [11, 13, 15, 17, 19, 21])
+      assert.equal(await count(Bucket.outbox), 6)
+      assert.equal(await count(Bucket.outboxByOrder), 6, 'no order index entry is left behind')
+      // a deleted id is new again
+      assert.deepEqual(await outbox.put([entry('u0', 'm0', 100)]), [true])
+      await assert.rejects(outbox.deleteKnown([{ senderUser: 'u0', id: 'm1', order: -1 }]), /order/)
+    } finally {
+      await Promise.all(shards.map(async (shard) => { await shard.queue.close(); await shard.engine.close() }))
     }
   })
 

@@ -49,6 +49,24 @@ test('delete removes the records and every index entry, and reports how many exi
   } finally { await f.close() }
 })
 
+test('deleteKnown removes records by the keys the caller holds, every index entry with them, without reading', async () => {
+  const f = await mailboxFixture()
+  try {
+    const a = msg('a', { seq: 1 })
+    const b = msg('b', { seq: 2, receivedAt: 2000 })
+    await f.repo.put('alice', a)
+    await f.repo.put('alice', b)
+    await f.repo.put('bob', msg('a', { seq: 1 }))
+    // the record's body is not needed: only its keys
+    const { body: _ignored, ...refA } = a
+    assert.equal(await f.repo.deleteKnown('alice', [refA, b]), 2)
+    for (const bucket of MAILBOX_BUCKETS) assert.equal(await f.count(bucket), 1, `only bob's record remains in bucket ${bucket}`)
+    assert.deepEqual(await f.repo.get('bob', 'a'), msg('a', { seq: 1 }))
+    assert.equal(await f.repo.deleteKnown('alice', []), 0)
+    await assert.rejects(f.repo.deleteKnown('alice', [{ ...refA, seq: -1 }]), (err) => isErrorCode(err, 'ERR_INVALID_ARGUMENT'))
+  } finally { await f.close() }
+})
+
 test('an oversized record writes nothing: neither the record nor any index', async () => {
   const f = await mailboxFixture(1, undefined, { maxValueBytes: 1024 })
   try {
