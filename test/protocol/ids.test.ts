@@ -14,6 +14,7 @@ describe('bytes', () => {
   test('hex, base64url and base32 round trip any bytes', () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (b) => {
       assert.deepEqual(fromHex(toHex(b)), b)
+      assert.equal(toHex(b), Buffer.from(b).toString('hex'))
       assert.deepEqual(fromBase64url(toBase64url(b)), b)
       assert.deepEqual(fromBase32(toBase32(b)), b)
     }), { numRuns: 300 })
