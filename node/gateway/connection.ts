@@ -65,17 +65,46 @@ export interface ConnectionContext {
   groups?: GroupService
   peerId: string
   getMultiaddrs(): string[]
-  logger: Logger
   stats: GatewayStats
   limits: ClientLimits
-  /** This connection's request bucket. */
-  bucket: TokenBucket
-  /** Takes a reference on the user's shared bucket; the returned function releases it. */
-  acquireUserBucket(user: string): { bucket: TokenBucket, release(): void }
+  /** Takes a reference on the user's shared bucket, released once with `release()`. */
+  acquireUserBucket(user: string): UserBucketLease
   /** Publishes a closed connection's onDisconnect records (tracked so stop() can wait). */
   publishOnDisconnect(records: Uint8Array[]): void
-  /** Called once when the socket has closed. */
-  onClosed(): void
+  /** Called when a connection's socket has closed (more than once is harmless). */
+  connectionClosed(conn: ClientConnection): void
+}
+
+/** A connection's reference on its user's shared request bucket. */
+export interface UserBucketLease {
+  readonly bucket: TokenBucket
+  release(): void
+}
+
+type LogLevel = 'debug' | 'info' | 'warn' | 'error'
+
+/**
+ * A connection's logger, made on the first line logged at an enabled level. Every connection
+ * shares one context object and is its own sink, and its pino child logger is made only when
+ * needed: per-connection closures and child loggers were several KB of heap per idle connection
+ * (closures defined in TypeScript carry a `name` property added by the loader, 256 B each).
+ */
+export class ConnectionLog {
+  private child: Logger | undefined
+
+  constructor (private readonly parent: Logger, private readonly bindings: Record<string, unknown>) {}
+
+  debug (obj: unknown, msg?: string): void { this.write('debug', obj, msg) }
+  info (obj: unknown, msg?: string): void { this.write('info', obj, msg) }
+  warn (obj: unknown, msg?: string): void { this.write('warn', obj, msg) }
+  error (obj: unknown, msg?: string): void { this.write('error', obj, msg) }
+
+  private write (level: LogLevel, obj: unknown, msg: string | undefined): void {
+    if (!this.parent.isLevelEnabled(level)) return
+    this.child ??= this.parent.child(this.bindings)
+    if (msg === undefined) this.child[level](obj)
+    else this.child[level](obj, msg)
+  }
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
@@ -105,10 +134,12 @@ function explain (err: unknown): string {
 }
 
 /** One authenticated or not-yet-authenticated client connection. */
-export class ClientConnection {
+export class ClientConnection implements DeviceSink, GroupSink {
   private readonly ws: GatewaySocket
   private readonly ctx: ConnectionContext
-  private readonly log: Logger
+  private readonly log: ConnectionLog
+  /** This connection's request bucket. */
+  private readonly bucket: TokenBucket
   private readonly nonce: Uint8Array
   private readonly abort = new AbortController()
   private readonly unacked = new Set<MessageId>()
@@ -127,7 +158,7 @@ export class ClientConnection {
   private authFailures = 0
   private violations = 0
   private inFlight = 0
-  private userBucket: { bucket: TokenBucket, release(): void } | undefined
+  private userBucket: UserBucketLease | undefined
   private detach: (() => void) | undefined
   private detachGroups: (() => void) | undefined
   /** A group event was dropped on a full send buffer: the groups service owes this connection a `groupLag`. */
@@ -143,23 +174,33 @@ export class ClientConnection {
   /** Last time the client showed it is alive (a pong or any frame), in ms since the epoch. */
   lastSeen = Date.now()
 
-  /** The sink the delivery service pushes through while this connection is authenticated. */
-  readonly sink: DeviceSink = {
-    push: (id, envelope) => this.push(id, envelope),
-    delivered: (ids) => { this.send({ t: 'evt', ev: 'delivered', body: { ids } }, this.format) }
-  }
-
-  /** The sink the groups service pushes group and room events through. */
-  readonly groupSink: GroupSink = {
-    event: (ev, body) => this.pushGroupEvent(ev, body)
-  }
-
-  constructor (ws: GatewaySocket, ctx: ConnectionContext, format: FrameFormat, log: Logger) {
+  constructor (ws: GatewaySocket, ctx: ConnectionContext, format: FrameFormat, log: ConnectionLog, bucket: TokenBucket, readonly ip: string) {
     this.ws = ws
     this.ctx = ctx
     this.format = format
     this.log = log
+    this.bucket = bucket
     this.nonce = ctx.crypto.randomBytes(AUTH_NONCE_BYTES)
+  }
+
+  /** The sink the delivery service pushes through while this connection is authenticated: the connection itself. */
+  get sink (): DeviceSink {
+    return this
+  }
+
+  /** The sink the groups service pushes group and room events through: the connection itself. */
+  get groupSink (): GroupSink {
+    return this
+  }
+
+  /** {@link DeviceSink}: envelopes this device sent have reached their recipients. */
+  delivered (ids: MessageId[]): void {
+    this.send({ t: 'evt', ev: 'delivered', body: { ids } }, this.format)
+  }
+
+  /** {@link GroupSink}: pushes one group or room event. */
+  event<E extends GroupEventName> (ev: E, body: ClientEvents[E]): boolean {
+    return this.pushGroupEvent(ev, body)
   }
 
   /** The authenticated device, if any. */
@@ -285,7 +326,8 @@ export class ClientConnection {
     }
   }
 
-  private push (id: MessageId, envelope: Uint8Array): boolean {
+  /** {@link DeviceSink}: pushes one envelope; false when the push window or send buffer is full. */
+  push (id: MessageId, envelope: Uint8Array): boolean {
     if (this.closed || this.device === undefined) return false
     if (this.unacked.size >= this.ctx.config.maxUnackedPushes) {
       this.windowFull = true
@@ -342,7 +384,7 @@ export class ClientConnection {
   }
 
   private dispatch (frame: RequestFrame, format: FrameFormat): void {
-    const wait = this.ctx.bucket.take()
+    const wait = this.bucket.take()
     if (wait > 0) {
       this.ctx.stats.count('ERR_RATE_LIMITED')
       this.sendError(frame.id, clientError('ERR_RATE_LIMITED', 'too many requests on this connection', wait), format)
@@ -684,6 +726,6 @@ export class ClientConnection {
     }
     this.userBucket?.release()
     if (this.device !== undefined && !this.revoked && this.onDisconnect.length > 0) this.ctx.publishOnDisconnect(this.onDisconnect)
-    this.ctx.onClosed()
+    this.ctx.connectionClosed(this)
   }
 }

@@ -16,7 +16,7 @@ import { timeoutSignal } from '../abort.js'
 import type { UpgradeHandler } from '../http.js'
 import type { GroupService } from '../groups/contracts.js'
 import type { DeliveryService } from '../messaging/contracts.js'
-import { ClientConnection, CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, GatewaySocket } from './connection.js'
+import { ClientConnection, CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, ConnectionLog, GatewaySocket, type ConnectionContext, type UserBucketLease } from './connection.js'
 import { resolveGatewayConfig, type ClientGatewayConfig, type ClientGatewayInit } from './options.js'
 import { RevocationChecker, type GatewayDirectory } from './revocation.js'
 import { GatewayStats, type ClientGatewayStats } from './stats.js'
@@ -72,6 +72,9 @@ export class DefaultClientGateway implements ClientGateway {
   private keepaliveTimer: ReturnType<typeof setInterval> | undefined
   private shutdown = new AbortController()
   private nextConnectionId = 1
+  /** What every connection needs from the gateway: one object, shared. */
+  private readonly connectionContext: ConnectionContext
+  private readonly onUpgradeSocketError = (err: Error): void => { this.log.debug({ err }, 'client socket error during upgrade') }
 
   constructor (init: ClientGatewayInit, components: ClientGatewayComponents) {
     this.config = resolveGatewayConfig(init)
@@ -89,6 +92,21 @@ export class DefaultClientGateway implements ClientGateway {
       timeoutMs: this.config.revocationCheckTimeoutMs,
       logger: this.log
     })
+    this.connectionContext = {
+      config: this.config,
+      crypto: this.config.crypto ?? defaultCrypto,
+      delivery: components.delivery,
+      directory: components.directory,
+      revocation: this.revocation,
+      ...(components.groups !== undefined ? { groups: components.groups } : {}),
+      peerId: components.peerId,
+      getMultiaddrs: () => components.getMultiaddrs(),
+      stats: this.statsCounters,
+      limits: this.limits,
+      acquireUserBucket: (user) => this.acquireUserBucket(user),
+      publishOnDisconnect: (records) => { this.publishOnDisconnect(records) },
+      connectionClosed: (conn) => { this.connectionClosed(conn) }
+    }
   }
 
   async start (_opts: { signal?: AbortSignal } = {}): Promise<void> {
@@ -178,7 +196,9 @@ export class DefaultClientGateway implements ClientGateway {
     if (url.pathname !== CLIENT_PATH) { refuseUpgrade(socket, '404 Not Found'); return }
     if (wss === undefined) { refuseUpgrade(socket, '503 Service Unavailable'); return }
     const format: FrameFormat = url.searchParams.get('format') === 'json' ? 'text' : 'binary'
-    socket.on('error', (err) => { this.log.debug({ err }, 'client socket error during upgrade') })
+    // one shared listener: a closure made here would share this scope, and so keep `req` (its
+    // headers and strings, ~1.5 KB) alive for as long as the socket lives
+    socket.on('error', this.onUpgradeSocketError)
     wss.handleUpgrade(req, socket, head, (ws) => {
       try {
         this.accept(ws as GatewaySocket, req, format)
@@ -204,54 +224,29 @@ export class DefaultClientGateway implements ClientGateway {
     this.perIp.set(ip, fromIp + 1)
     this.statsCounters.accepted++
     const id = this.nextConnectionId++
-    let closed = false
-    const conn: ClientConnection = new ClientConnection(ws, {
-      config: this.config,
-      crypto: this.config.crypto ?? defaultCrypto,
-      delivery: this.components.delivery,
-      directory: this.components.directory,
-      revocation: this.revocation,
-      ...(this.components.groups !== undefined ? { groups: this.components.groups } : {}),
-      peerId: this.components.peerId,
-      getMultiaddrs: () => this.components.getMultiaddrs(),
-      logger: this.log,
-      stats: this.statsCounters,
-      limits: this.limits,
-      bucket: new TokenBucket(this.config.maxRequestsPerSecond, this.config.requestBurst),
-      acquireUserBucket: (user) => this.acquireUserBucket(user),
-      publishOnDisconnect: (records) => { this.publishOnDisconnect(records) },
-      onClosed: () => {
-        if (closed) return
-        closed = true
-        this.connections.delete(conn)
-        const left = (this.perIp.get(ip) ?? 1) - 1
-        if (left <= 0) this.perIp.delete(ip)
-        else this.perIp.set(ip, left)
-        for (const check of [...this.closedWaiters]) check()
-      }
-    }, format, this.log.child({ conn: id, ip }))
+    const bucket = new TokenBucket(this.config.maxRequestsPerSecond, this.config.requestBurst)
+    const conn = new ClientConnection(ws, this.connectionContext, format, new ConnectionLog(this.log, { conn: id, ip }), bucket, ip)
     this.connections.add(conn)
     conn.start()
   }
 
-  private acquireUserBucket (user: string): { bucket: TokenBucket, release(): void } {
+  private acquireUserBucket (user: string): UserBucketLease {
     let entry = this.userBuckets.get(user)
     if (entry === undefined) {
       entry = { bucket: new TokenBucket(this.config.maxUserRequestsPerSecond, this.config.userRequestBurst), refs: 0 }
       this.userBuckets.set(user, entry)
     }
     entry.refs++
-    const held = entry
-    let released = false
-    return {
-      bucket: held.bucket,
-      release: () => {
-        if (released) return
-        released = true
-        // the bucket lives while any connection of the user is open, so reconnecting cannot reset it
-        if (--held.refs === 0 && this.userBuckets.get(user) === held) this.userBuckets.delete(user)
-      }
-    }
+    return new UserBucketRef(this.userBuckets, user, entry)
+  }
+
+  /** A connection's socket closed: it stops counting against its address and the node. */
+  private connectionClosed (conn: ClientConnection): void {
+    if (!this.connections.delete(conn)) return
+    const left = (this.perIp.get(conn.ip) ?? 1) - 1
+    if (left <= 0) this.perIp.delete(conn.ip)
+    else this.perIp.set(conn.ip, left)
+    for (const check of [...this.closedWaiters]) check()
   }
 
   private publishOnDisconnect (records: Uint8Array[]): void {
@@ -263,6 +258,28 @@ export class DefaultClientGateway implements ClientGateway {
     }).finally(signal.clear)
     this.pendingPublishes.add(task)
     void task.finally(() => { this.pendingPublishes.delete(task) })
+  }
+}
+
+/** A reference on a user's shared request bucket; the last release removes the bucket. */
+class UserBucketRef implements UserBucketLease {
+  private released = false
+
+  constructor (
+    private readonly buckets: Map<string, { bucket: TokenBucket, refs: number }>,
+    private readonly user: string,
+    private readonly entry: { bucket: TokenBucket, refs: number }
+  ) {}
+
+  get bucket (): TokenBucket {
+    return this.entry.bucket
+  }
+
+  release (): void {
+    if (this.released) return
+    this.released = true
+    // the bucket lives while any connection of the user is open, so reconnecting cannot reset it
+    if (--this.entry.refs === 0 && this.buckets.get(this.user) === this.entry) this.buckets.delete(this.user)
   }
 }
 
