@@ -6,6 +6,7 @@
  * every event listener is guarded the same way: a hostile or broken client can close at most its
  * own connection, never the node.
  */
+import { setMaxListeners } from 'node:events'
 import type { Logger } from 'pino'
 import { WebSocket } from 'ws'
 import {
@@ -20,7 +21,6 @@ import { equalBytes } from '../../protocol/bytes.js'
 import { decodeDeviceCertificate, decodeDeviceList, isDeviceActive, verifyDeviceCertificate, verifyDeviceList, type DeviceList } from '../../protocol/identity.js'
 import type { MessageId } from '../../protocol/ids.js'
 import { decodeRecord, recordKey, validateRecord } from '../../protocol/records.js'
-import { timeoutSignal } from '../abort.js'
 import type { AuthenticatedDevice, GroupEventName, GroupService, GroupSink } from '../groups/contracts.js'
 import type { DeliveryService, DeviceRef, DeviceSink, DirectoryService, SubmittedEnvelope } from '../messaging/contracts.js'
 import type { ClientGatewayConfig } from './options.js'
@@ -141,7 +141,12 @@ export class ClientConnection implements DeviceSink, GroupSink {
   /** This connection's request bucket. */
   private readonly bucket: TokenBucket
   private readonly nonce: Uint8Array
-  private readonly abort = new AbortController()
+  /**
+   * Requests in flight, each under its own deadline, all aborted when the connection closes; made on
+   * the first request. Not `AbortSignal.any` with a per-connection signal: that left a set of weak
+   * references and two listener maps on every connection and cost a combined signal per request.
+   */
+  private requests: Set<AbortController> | undefined
   private readonly unacked = new Set<MessageId>()
   private device: DeviceRef | undefined
   /** The device with the signing key its certificate proved, as the groups service takes it. */
@@ -420,7 +425,15 @@ export class ClientConnection implements DeviceSink, GroupSink {
   }
 
   private async run (frame: RequestFrame, format: FrameFormat): Promise<void> {
-    const signal = timeoutSignal(this.ctx.config.requestTimeoutMs, this.abort.signal)
+    const controller = new AbortController()
+    const signal = controller.signal
+    // handlers hand the signal to libraries that add a listener per sub-request (kad-dht)
+    setMaxListeners(Infinity, signal)
+    const timer = setTimeout(() => { controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')) }, this.ctx.config.requestTimeoutMs)
+    timer.unref()
+    if (this.closed) controller.abort()
+    const requests = this.requests ??= new Set()
+    requests.add(controller)
     let body: ClientOps[ClientOp]['res']
     try {
       // entering a room hands the groups service this connection's sink, which it takes only once
@@ -436,7 +449,8 @@ export class ClientConnection implements DeviceSink, GroupSink {
       }
       return
     } finally {
-      signal.clear()
+      clearTimeout(timer)
+      requests.delete(controller)
     }
     this.send({ t: 'res', id: frame.id, ok: true, body }, format)
     if (frame.op === 'auth') {
@@ -713,7 +727,7 @@ export class ClientConnection implements DeviceSink, GroupSink {
     this.cancelRevocationCheck?.()
     this.cancelRevocationCheck = undefined
     this.releaseRevocationWaiters()
-    this.abort.abort()
+    for (const request of this.requests ?? []) request.abort()
     try {
       this.detach?.()
     } catch (err) {

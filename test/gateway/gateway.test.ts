@@ -5,7 +5,7 @@ import { encodeValue } from '../../protocol/codec.js'
 import { TalariaError } from '../../protocol/errors.js'
 import { encodeEnvelope } from '../../protocol/envelopes.js'
 import { addDeviceToList, encodeDeviceList, revokeDeviceFromList } from '../../protocol/identity.js'
-import { newMessageId } from '../../protocol/ids.js'
+import { newMessageId, type MessageId } from '../../protocol/ids.js'
 import { encodeLocationPayload, encodeProfilePayload, signRecord } from '../../protocol/records.js'
 import { DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_REQUESTS_PER_SECOND } from '../../node/gateway/index.js'
 import { startGateway, TEST_ADDRS, TEST_PEER_ID, TestClient, testDevice, testEnvelope, withTimeout, type TestDevice, type TestGateway } from './harness.js'
@@ -383,6 +383,49 @@ describe('client gateway: limits', () => {
       assert.equal(gw.gateway.stats().refused, 1)
     } finally {
       await c2.close()
+      await gw.close()
+    }
+  })
+
+  it('answers ERR_TIMEOUT when a request outlives its deadline, and aborts the work under it with a TimeoutError', async () => {
+    const gw = await startGateway({ requestTimeoutMs: 150 })
+    const client = await TestClient.connect(gw.url)
+    try {
+      const a = testDevice()
+      await client.auth(a)
+      let reason: unknown
+      gw.delivery.onSubmit = async (_sender, _envs, opts) => await new Promise<MessageId[]>((_resolve, reject) => {
+        opts?.signal?.addEventListener('abort', () => { reason = opts.signal?.reason; reject(opts.signal?.reason) }, { once: true })
+      })
+      const res = await client.response(client.sendRequest('send', { envelopes: [testEnvelope(a.ref, testDevice().ref, 1).bytes] }))
+      assert.ok(!res.ok && res.error.code === 'ERR_TIMEOUT')
+      assert.equal((reason as DOMException).name, 'TimeoutError')
+      // the connection goes on serving
+      assert.ok((await client.response(client.sendRequest('ping', {}))).ok)
+    } finally {
+      await client.close()
+      await gw.close()
+    }
+  })
+
+  it('aborts the requests in flight when their connection closes', async () => {
+    const gw = await startGateway()
+    const client = await TestClient.connect(gw.url)
+    try {
+      const a = testDevice()
+      await client.auth(a)
+      const aborted: Array<Promise<void>> = []
+      gw.delivery.onSubmit = async (_sender, _envs, opts) => {
+        const signal = opts?.signal
+        assert.ok(signal !== undefined && !signal.aborted)
+        aborted.push(new Promise<void>((resolve) => { signal.addEventListener('abort', () => { resolve() }, { once: true }) }))
+        return await new Promise<MessageId[]>(() => {})
+      }
+      for (let i = 1; i <= 3; i++) client.sendRequest('send', { envelopes: [testEnvelope(a.ref, testDevice().ref, i).bytes] })
+      await withTimeout((async () => { while (aborted.length < 3) await new Promise((resolve) => setImmediate(resolve)) })(), '3 submits')
+      await client.close()
+      await withTimeout(Promise.all(aborted), 'every in-flight request aborted')
+    } finally {
       await gw.close()
     }
   })

@@ -37,12 +37,12 @@ export class RecordingDelivery implements DeliveryService {
   readonly sinks: Array<{ device: DeviceRef, sink: DeviceSink, attached: boolean }> = []
   readonly drains: DeviceSink[] = []
   /** Replaces submit's behaviour (to throw, or to delay). */
-  onSubmit: ((sender: DeviceRef, envelopes: SubmittedEnvelope[]) => Promise<MessageId[]>) | undefined
+  onSubmit: ((sender: DeviceRef, envelopes: SubmittedEnvelope[], opts?: CallOptions) => Promise<MessageId[]>) | undefined
   private drainWaiters: Array<() => void> = []
 
-  async submit (sender: DeviceRef, envelopes: SubmittedEnvelope[], _opts?: CallOptions): Promise<MessageId[]> {
+  async submit (sender: DeviceRef, envelopes: SubmittedEnvelope[], opts?: CallOptions): Promise<MessageId[]> {
     this.submitted.push({ sender, envelopes })
-    if (this.onSubmit !== undefined) return await this.onSubmit(sender, envelopes)
+    if (this.onSubmit !== undefined) return await this.onSubmit(sender, envelopes, opts)
     return envelopes.map((e) => e.envelope.id)
   }
 
