@@ -81,7 +81,7 @@ export interface UserBucketLease {
   release(): void
 }
 
-type LogLevel = 'debug' | 'info' | 'warn' | 'error'
+type LogLevel = 'debug' | 'warn' | 'error'
 
 /**
  * A connection's logger, made on the first line logged at an enabled level. Every connection
@@ -95,7 +95,6 @@ export class ConnectionLog {
   constructor (private readonly parent: Logger, private readonly bindings: Record<string, unknown>) {}
 
   debug (obj: unknown, msg?: string): void { this.write('debug', obj, msg) }
-  info (obj: unknown, msg?: string): void { this.write('info', obj, msg) }
   warn (obj: unknown, msg?: string): void { this.write('warn', obj, msg) }
   error (obj: unknown, msg?: string): void { this.write('error', obj, msg) }
 

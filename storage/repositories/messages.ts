@@ -163,13 +163,18 @@ export class DefaultMessageRepository implements MailboxRepository {
     return `${userId}\u0000${id}`
   }
 
-  private validate (msg: StoredMessage): void {
+  /** Checks the fields a record's keys are made of. */
+  private static validateKeys (msg: StoredMessageRef): void {
     if (msg === null || typeof msg !== 'object') throw invalid('message must be an object')
     checkString(msg.id, 'id')
     checkString(msg.conversation, 'conversation')
     checkTime(msg.seq, 'seq')
     checkTime(msg.receivedAt, 'receivedAt')
     if (msg.expiresAt !== undefined) checkTime(msg.expiresAt, 'expiresAt')
+  }
+
+  private validate (msg: StoredMessage): void {
+    DefaultMessageRepository.validateKeys(msg)
     if (this.buckets.byExpiry !== undefined && msg.expiresAt === undefined) throw invalid(`${this.name} messages need expiresAt`)
     if (!(msg.body instanceof Uint8Array)) throw invalid('body must be a Uint8Array')
   }
@@ -271,13 +276,7 @@ export class DefaultMessageRepository implements MailboxRepository {
 
   async deleteKnown (userId: string, records: readonly StoredMessageRef[]): Promise<number> {
     checkString(userId, 'userId')
-    for (const r of records) {
-      checkString(r.id, 'id')
-      checkString(r.conversation, 'conversation')
-      checkTime(r.seq, 'seq')
-      checkTime(r.receivedAt, 'receivedAt')
-      if (r.expiresAt !== undefined) checkTime(r.expiresAt, 'expiresAt')
-    }
+    for (const r of records) DefaultMessageRepository.validateKeys(r)
     if (records.length === 0) return 0
     const shard = this.shard(userId)
     const ops = records.flatMap((r) => this.recordOps(userId, r, 'del'))

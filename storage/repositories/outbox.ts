@@ -58,13 +58,23 @@ function invalid (message: string): StorageError {
   return new StorageError('ERR_INVALID_ARGUMENT', message)
 }
 
+function checkStrings<T> (e: T, keys: ReadonlyArray<keyof T & string>): void {
+  for (const k of keys) {
+    const v = e[k]
+    if (typeof v !== 'string' || v.length === 0) throw invalid(`outbox ${k} must be a non-empty string`)
+  }
+}
+
+function checkCounts<T> (e: T, keys: ReadonlyArray<keyof T & string>): void {
+  for (const k of keys) {
+    const v = e[k]
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw invalid(`outbox ${k} must be a non-negative safe integer`)
+  }
+}
+
 function checkEntry (e: OutboxEntry): void {
-  for (const k of ['id', 'senderUser', 'senderDevice', 'recipientUser', 'recipientDevice'] as const) {
-    if (typeof e[k] !== 'string' || e[k].length === 0) throw invalid(`outbox ${k} must be a non-empty string`)
-  }
-  for (const k of ['order', 'createdAt'] as const) {
-    if (!Number.isSafeInteger(e[k]) || e[k] < 0) throw invalid(`outbox ${k} must be a non-negative safe integer`)
-  }
+  checkStrings(e, ['id', 'senderUser', 'senderDevice', 'recipientUser', 'recipientDevice'])
+  checkCounts(e, ['order', 'createdAt'])
   if (!(e.body instanceof Uint8Array)) throw invalid('outbox body must be a Uint8Array')
 }
 
@@ -157,10 +167,8 @@ export class DefaultOutboxRepository implements OutboxRepository {
 
   async deleteKnown (entries: ReadonlyArray<Pick<OutboxEntry, 'senderUser' | 'id' | 'order'>>): Promise<void> {
     for (const e of entries) {
-      for (const k of ['id', 'senderUser'] as const) {
-        if (typeof e[k] !== 'string' || e[k].length === 0) throw invalid(`outbox ${k} must be a non-empty string`)
-      }
-      if (!Number.isSafeInteger(e.order) || e.order < 0) throw invalid('outbox order must be a non-negative safe integer')
+      checkStrings(e, ['id', 'senderUser'])
+      checkCounts(e, ['order'])
     }
     await Promise.all([...this.byShard(entries)].map(async ([shard, group]) => {
       const ops = group.flatMap(({ item }) => [

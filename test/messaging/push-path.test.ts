@@ -17,7 +17,8 @@ import type { MailboxService } from '../../node/messaging/mailbox.js'
 import type { MessageId } from '../../protocol/ids.js'
 import { deviceOwnerKey, openStorage, type InboxRepository, type Storage, type StoredMessage, type StoredMessageRef } from '../../storage/index.js'
 import { tempDataDir } from '../helpers/mesh.js'
-import { envelopes, RecordingSink, sinkOf, testDevice } from './fixtures.js'
+import type { SubmittedEnvelope } from '../../node/messaging/contracts.js'
+import { envelopes, RecordingSink, sinkOf, testDevice, type TestDevice } from './fixtures.js'
 
 /** The real inbox, counting its reads and deletes, with hooks to hold a put or a list. */
 class WatchedInbox implements InboxRepository {
@@ -150,21 +151,38 @@ describe('delivery push path over real storage', () => {
     }
   })
 
+  /**
+   * Stores `warm` for `to` and waits for its push to `sink`, then stamps `early` with its write held
+   * and stores `late`: `releaseEarly` lets `early` land after an envelope with a later stamp.
+   */
+  async function storeOutOfOrder (from: TestDevice, to: TestDevice, sink: RecordingSink): Promise<{ early: SubmittedEnvelope, late: SubmittedEnvelope, all: MessageId[], releaseEarly: () => Promise<void> }> {
+    const [warm, early, late] = envelopes(from, to, 3)
+    assert.ok(warm !== undefined && early !== undefined && late !== undefined)
+    assert.deepEqual(await delivery.receiveBatch([warm.bytes]), ['stored'])
+    await sink.until(() => sink.pushed.length >= 1, 'the first push')
+    const putGate = gate()
+    inbox.holdPut = { id: early.envelope.id, release: putGate.promise }
+    const earlyStored = delivery.receiveBatch([early.bytes])
+    assert.deepEqual(await delivery.receiveBatch([late.bytes]), ['stored'])
+    return {
+      early,
+      late,
+      all: [warm, early, late].map((e) => e.envelope.id as MessageId),
+      releaseEarly: async () => {
+        putGate.open()
+        assert.deepEqual(await earlyStored, ['stored'])
+      }
+    }
+  }
+
   test('an envelope whose store completes while a scan lists past it is still pushed to every sink', async () => {
     const alice = testDevice()
     const bob = testDevice()
     const first = new RecordingSink()
     const detachFirst = delivery.attach(bob.ref, sinkOf(first))
     try {
-      const [warm, early, late] = envelopes(alice, bob, 3)
-      assert.ok(warm !== undefined && early !== undefined && late !== undefined)
-      assert.deepEqual(await delivery.receiveBatch([warm.bytes]), ['stored'])
-      await first.until(() => first.pushed.length >= 1, 'the first push')
       // `early` is stamped first but its write is held; `late` is stored and pushed meanwhile
-      const putGate = gate()
-      inbox.holdPut = { id: early.envelope.id, release: putGate.promise }
-      const earlyStored = delivery.receiveBatch([early.bytes])
-      assert.deepEqual(await delivery.receiveBatch([late.bytes]), ['stored'])
+      const { all, releaseEarly } = await storeOutOfOrder(alice, bob, first)
       await first.until(() => first.pushed.length >= 2, 'the late push')
       // a second connection scans the inbox: its listing has read `late` and waits
       const listGate = gate()
@@ -175,10 +193,9 @@ describe('delivery push path over real storage', () => {
       try {
         await listed.promise
         // `early` is written while that scan is in flight, then the scan goes on past `late`
-        putGate.open()
-        assert.deepEqual(await earlyStored, ['stored'])
+        await releaseEarly()
         listGate.open()
-        const want = [warm, early, late].map((e) => e.envelope.id as MessageId).sort()
+        const want = all.sort()
         await first.until(() => first.pushed.length >= 3, 'every envelope on the first connection', 10_000)
         await second.until(() => second.pushed.length >= 3, 'every envelope on the second connection', 10_000)
         assert.deepEqual(first.pushed.map((p) => p.id).sort(), want)
@@ -198,25 +215,17 @@ describe('delivery push path over real storage', () => {
     const sink = new RecordingSink(1)
     const detach = delivery.attach(bob.ref, sinkOf(sink))
     try {
-      const [warm, early, late] = envelopes(alice, bob, 3)
-      assert.ok(warm !== undefined && early !== undefined && late !== undefined)
-      assert.deepEqual(await delivery.receiveBatch([warm.bytes]), ['stored'])
-      await sink.until(() => sink.pushed.length >= 1, 'the first push')
-      const putGate = gate()
-      inbox.holdPut = { id: early.envelope.id, release: putGate.promise }
-      const earlyStored = delivery.receiveBatch([early.bytes])
       // the window (1) is full: `late` waits for the ack of `warm`, then is pushed from a scan
-      assert.deepEqual(await delivery.receiveBatch([late.bytes]), ['stored'])
+      const { early, late, all, releaseEarly } = await storeOutOfOrder(alice, bob, sink)
       const ack = async (id: MessageId): Promise<void> => {
         sink.acked([id])
         assert.equal(await delivery.ack(bob.ref, [id]), 1)
       }
-      await ack(warm.envelope.id as MessageId)
+      await ack(all[0] as MessageId)
       await sink.until(() => sink.pushed.length >= 2, 'the late push')
       assert.equal(sink.pushed[1]?.id, late.envelope.id)
       // `early` lands now, with an earlier stamp than the cursor, while the window is full again
-      putGate.open()
-      assert.deepEqual(await earlyStored, ['stored'])
+      await releaseEarly()
       await ack(late.envelope.id as MessageId)
       await sink.until(() => sink.pushed.length >= 3, 'the early push', 10_000)
       assert.equal(sink.pushed[2]?.id, early.envelope.id)
